@@ -1,0 +1,105 @@
+//! The plain values a run reports: the training loop emits them, the run store persists them as
+//! JSON lines, and every front end (progress bar, JSON output, the TUI) renders them.
+
+use serde::{Deserialize, Serialize};
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The run is set up and about to train.
+    Started {
+        experiment: String,
+        dataset: String,
+        method: String,
+        device: String,
+        parameters: i64,
+        images: usize,
+        epochs: i64,
+        /// First epoch this process trains (greater than 1 when resuming).
+        start_epoch: i64,
+        steps_per_epoch: i64,
+        batch_size: i64,
+    },
+    /// One optimiser step.
+    Step {
+        epoch: i64,
+        /// 1-based step within the epoch.
+        step: i64,
+        steps: i64,
+        instance_loss: f64,
+        feature_loss: f64,
+        total_loss: f64,
+        lr: f64,
+        /// Training images per second over this epoch so far (each image gives two views).
+        images_per_sec: f64,
+    },
+    /// An epoch ended: mean losses over its steps.
+    Epoch {
+        epoch: i64,
+        epochs: i64,
+        instance_loss: f64,
+        feature_loss: f64,
+        total_loss: f64,
+        lr: f64,
+        seconds: f64,
+        images_per_sec: f64,
+    },
+    /// The run stopped early on request (Ctrl-C); everything up to `epoch` is kept.
+    Stopped {
+        epoch: i64,
+        step: i64,
+        reason: String,
+    },
+    /// The last epoch finished.
+    Finished { epochs: i64, seconds: f64 },
+    /// The run failed with this error.
+    Failed { error: String },
+}
+
+/// Receives the events of a run. The training loop knows nothing else about its audience.
+pub trait Reporter {
+    fn report(&mut self, event: &Event);
+}
+
+/// Forwards every event to several reporters (e.g. the console and the run's event log).
+pub struct Fanout<'a>(pub Vec<&'a mut dyn Reporter>);
+
+impl Reporter for Fanout<'_> {
+    fn report(&mut self, event: &Event) {
+        for r in self.0.iter_mut() {
+            r.report(event);
+        }
+    }
+}
+
+/// Keeps every event; for tests and for callers that inspect a run afterwards.
+#[derive(Debug, Default)]
+pub struct Collect(pub Vec<Event>);
+
+impl Reporter for Collect {
+    fn report(&mut self, event: &Event) {
+        self.0.push(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_as_tagged_json() {
+        let e = Event::Stopped {
+            epoch: 3,
+            step: 7,
+            reason: "interrupted".into(),
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"event":"stopped","epoch":3,"step":7,"reason":"interrupted"}"#
+        );
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,11 @@
+//! `cdw`: the CD Workbench library.
+//!
+//! Dependencies point one way: `config`, `events` <- `data`, `model`, `store` <- `eval` <- `train`
+//! <- `commands`. Nothing here imports a terminal UI crate; training reports plain [`events`].
+
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod events;
+pub mod model;
+pub mod train;

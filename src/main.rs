@@ -1,0 +1,3 @@
+fn main() {
+    println!("cdw {}", env!("CARGO_PKG_VERSION"));
+}
