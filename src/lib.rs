@@ -3,9 +3,12 @@
 //! Dependencies point one way: `config`, `events` <- `data`, `model`, `store` <- `eval` <- `train`
 //! <- `commands`. Nothing here imports a terminal UI crate; training reports plain [`events`].
 
+pub mod commands;
 pub mod config;
+pub mod console;
 pub mod data;
 pub mod device;
 pub mod events;
 pub mod model;
+pub mod store;
 pub mod train;

@@ -1,3 +1,7 @@
-fn main() {
-    println!("cdw {}", env!("CARGO_PKG_VERSION"));
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    cdw::commands::run(cdw::commands::Cli::parse())
 }

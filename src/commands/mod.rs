@@ -1,0 +1,138 @@
+//! The command-line interface: argument definitions and the headless commands. The binary's
+//! `main` only parses arguments and hands off to [`run`].
+
+mod info;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, ConfigFile, FIELDS};
+
+/// cdw: train and study Contrastive Disentangling (CD) image models from a terminal.
+#[derive(Debug, Parser)]
+#[command(name = "cdw", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Versions (cdw, libtorch), CUDA/cuDNN availability, GPUs and thread count.
+    Info,
+    /// Train a CD (or SimCLR) model headless; progress on a terminal, JSON lines otherwise.
+    Train(TrainArgs),
+    /// Show the resolved configuration of a dataset, or the list of config fields.
+    Config(ConfigCmd),
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// Dataset name (a key under `datasets:` in the config, e.g. shapes, cifar10) or folder:PATH.
+    #[arg(long, short = 'd')]
+    pub dataset: String,
+    /// Config file (default: the built-in config/config.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one field, e.g. --set batch_size=64 (repeatable; applied last).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ConfigArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        ConfigFile::load(self.config.as_deref())?.resolve(&self.dataset, &self.set)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Directory holding the run records.
+    #[arg(long, default_value = "records", value_name = "DIR")]
+    pub records: PathBuf,
+    /// Print JSON lines even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCmd {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the resolved configuration and experiment name.
+    Show(ConfigArgs),
+    /// List every config field and what it accepts.
+    Fields,
+}
+
+/// An error with the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input from the user (config, arguments): exit code 2.
+    pub fn usage(e: impl std::fmt::Display) -> Failure {
+        Failure {
+            code: 2,
+            message: e.to_string(),
+        }
+    }
+    /// Anything else: exit code 1.
+    pub fn runtime(e: impl std::fmt::Display) -> Failure {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failure::usage(e)
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Info => info::run().map(|_| ExitCode::SUCCESS),
+        Command::Train(args) => train::run(&args),
+        Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn config_cmd(c: ConfigCmd) -> Result<(), Failure> {
+    match c.action {
+        ConfigAction::Show(args) => {
+            let cfg = args.resolve()?;
+            println!("# experiment: {}", cfg.experiment_name());
+            print!("{}", cfg.to_yaml());
+        }
+        ConfigAction::Fields => {
+            for f in FIELDS {
+                println!("{:<22} {}", f.name, f.allowed);
+            }
+        }
+    }
+    Ok(())
+}

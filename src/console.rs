@@ -1,0 +1,158 @@
+//! How a headless run shows its events: a progress bar with loss, throughput and ETA on a
+//! terminal, or one JSON object per line when stdout is not a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::events::{Event, Reporter};
+
+/// Chooses the progress bar on a terminal and JSON lines otherwise.
+pub fn reporter_for_stdout(force_json: bool) -> Box<dyn Reporter> {
+    if force_json || !std::io::stdout().is_terminal() {
+        Box::new(JsonLines)
+    } else {
+        Box::new(ProgressReporter::default())
+    }
+}
+
+/// One JSON object per event on stdout (header lines go to stderr so stdout stays parseable).
+pub struct JsonLines;
+
+impl Reporter for JsonLines {
+    fn report(&mut self, event: &Event) {
+        if let Event::Started {
+            experiment,
+            device,
+            parameters,
+            ..
+        } = event
+        {
+            eprintln!("experiment {experiment} on {device}: {parameters} trainable parameters");
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer(&mut out, event);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    }
+}
+
+/// A progress bar per epoch and a summary line per epoch.
+#[derive(Default)]
+pub struct ProgressReporter {
+    bar: Option<ProgressBar>,
+    started: Option<Instant>,
+    steps_per_epoch: i64,
+    total_steps: i64,
+    steps_done: i64,
+}
+
+impl ProgressReporter {
+    fn eta(&self) -> Duration {
+        let Some(t0) = self.started else {
+            return Duration::ZERO;
+        };
+        if self.steps_done == 0 {
+            return Duration::ZERO;
+        }
+        let per_step = t0.elapsed().as_secs_f64() / self.steps_done as f64;
+        Duration::from_secs_f64(per_step * (self.total_steps - self.steps_done).max(0) as f64)
+    }
+}
+
+fn hms(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+impl Reporter for ProgressReporter {
+    fn report(&mut self, event: &Event) {
+        match event {
+            Event::Started {
+                experiment,
+                dataset,
+                method,
+                device,
+                parameters,
+                images,
+                epochs,
+                start_epoch,
+                steps_per_epoch,
+                batch_size,
+            } => {
+                println!("experiment: {experiment} ({method} on {dataset}, {images} images, batch {batch_size})");
+                println!("device: {device}");
+                println!("{parameters} trainable parameters");
+                self.steps_per_epoch = *steps_per_epoch;
+                self.total_steps = steps_per_epoch * (epochs - start_epoch + 1);
+                self.started = Some(Instant::now());
+            }
+            Event::Step {
+                epoch,
+                step,
+                steps,
+                total_loss,
+                instance_loss,
+                feature_loss,
+                images_per_sec,
+                ..
+            } => {
+                self.steps_done += 1;
+                let eta = self.eta();
+                let bar = self.bar.get_or_insert_with(|| {
+                    let b = ProgressBar::new(*steps as u64);
+                    b.set_style(
+                        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                    );
+                    b
+                });
+                bar.set_prefix(format!("epoch {epoch}"));
+                bar.set_position(*step as u64);
+                bar.set_message(format!(
+                    "loss {total_loss:.4} (inst {instance_loss:.4} feat {feature_loss:.4}) {images_per_sec:.0} img/s ETA {}",
+                    hms(eta)
+                ));
+            }
+            Event::Epoch {
+                epoch,
+                epochs,
+                instance_loss,
+                feature_loss,
+                total_loss,
+                lr,
+                seconds,
+                images_per_sec,
+            } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                println!(
+                    "epoch {epoch}/{epochs}: loss {total_loss:.4} (instance {instance_loss:.4}, feature {feature_loss:.4}) lr {lr:.3e} {seconds:.1}s {images_per_sec:.0} img/s"
+                );
+            }
+            Event::Stopped {
+                epoch,
+                step,
+                reason,
+            } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                println!("stopped ({reason}) at epoch {epoch} step {step}");
+            }
+            Event::Finished { epochs, seconds } => println!(
+                "finished {epochs} epochs in {}",
+                hms(Duration::from_secs_f64(*seconds))
+            ),
+            Event::Failed { error } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                eprintln!("failed: {error}");
+            }
+        }
+    }
+}

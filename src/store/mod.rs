@@ -1,0 +1,316 @@
+//! Run directories and the files a run leaves behind: the resolved config, the per-epoch metrics
+//! CSV, the append-only event log (JSON lines another process can follow), and the run status.
+//!
+//! Layout: `<records>/<dataset>/<experiment>/{config.yaml, metrics.csv, events.jsonl, status.json}`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::events::{Event, Reporter};
+
+/// Columns of `metrics.csv`, one row per completed epoch.
+pub const METRICS_HEADER: &str =
+    "epoch,instance_loss,feature_loss,total_loss,lr,seconds,images_per_sec";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+}
+
+/// State of a run as kept in `status.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Finished,
+    Failed,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStatus {
+    pub state: RunState,
+    pub experiment: String,
+    pub dataset: String,
+    /// Last epoch completed in full.
+    pub epoch: i64,
+    pub epochs: i64,
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The directory of one run.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// `<records>/<dataset>/<experiment>` for `cfg` (a `folder:PATH` dataset uses the folder name).
+    pub fn for_config(records: &Path, cfg: &Config) -> RunDir {
+        let dataset = match cfg.dataset.strip_prefix("folder:") {
+            Some(p) => format!(
+                "folder-{}",
+                Path::new(p)
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            None => cfg.dataset.clone(),
+        };
+        RunDir {
+            path: records.join(dataset).join(cfg.experiment_name()),
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join("config.yaml")
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.path.join("metrics.csv")
+    }
+    pub fn events_path(&self) -> PathBuf {
+        self.path.join("events.jsonl")
+    }
+    pub fn status_path(&self) -> PathBuf {
+        self.path.join("status.json")
+    }
+
+    /// Creates the directory and writes the resolved config snapshot.
+    pub fn create(&self, cfg: &Config) -> Result<(), StoreError> {
+        fs::create_dir_all(&self.path).map_err(|source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        write_atomic(&self.config_path(), cfg.to_yaml().as_bytes())
+    }
+
+    pub fn write_status(&self, status: &RunStatus) -> Result<(), StoreError> {
+        let json = serde_json::to_string_pretty(status).expect("status serialises");
+        write_atomic(&self.status_path(), json.as_bytes())
+    }
+
+    pub fn read_status(&self) -> Result<RunStatus, StoreError> {
+        let path = self.status_path();
+        let text = fs::read_to_string(&path).map_err(|source| StoreError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Read {
+            path,
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file, flush and rename, so a crash at any moment
+/// leaves either the old or the new file, never a half-written one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let err = |source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let mut f = File::create(&tmp).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(err)
+}
+
+/// Persists a run's events: every event to `events.jsonl`, each epoch to `metrics.csv`, and the
+/// run state to `status.json`. Lines are flushed as they are written, so another process can
+/// follow the run live; an I/O error is kept and reported by [`RunLog::finish`].
+pub struct RunLog {
+    dir: RunDir,
+    events: BufWriter<File>,
+    metrics: BufWriter<File>,
+    status: RunStatus,
+    error: Option<StoreError>,
+}
+
+impl RunLog {
+    /// Starts the logs of a fresh run (existing metrics and events of the same run are replaced).
+    pub fn start(dir: RunDir, cfg: &Config) -> Result<RunLog, StoreError> {
+        dir.create(cfg)?;
+        let open = |p: PathBuf| {
+            OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&p)
+                .map_err(|source| StoreError::Write { path: p, source })
+        };
+        let events = BufWriter::new(open(dir.events_path())?);
+        let mut metrics = BufWriter::new(open(dir.metrics_path())?);
+        writeln!(metrics, "{METRICS_HEADER}")
+            .and_then(|_| metrics.flush())
+            .map_err(|source| StoreError::Write {
+                path: dir.metrics_path(),
+                source,
+            })?;
+        let status = RunStatus {
+            state: RunState::Running,
+            experiment: cfg.experiment_name(),
+            dataset: cfg.dataset.clone(),
+            epoch: 0,
+            epochs: cfg.epochs,
+            pid: std::process::id(),
+            error: None,
+        };
+        dir.write_status(&status)?;
+        Ok(RunLog {
+            dir,
+            events,
+            metrics,
+            status,
+            error: None,
+        })
+    }
+
+    pub fn dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    fn write_event(&mut self, event: &Event) -> io::Result<()> {
+        serde_json::to_writer(&mut self.events, event)?;
+        self.events.write_all(b"\n")?;
+        self.events.flush()?;
+        if let Event::Epoch {
+            epoch,
+            instance_loss,
+            feature_loss,
+            total_loss,
+            lr,
+            seconds,
+            images_per_sec,
+            ..
+        } = event
+        {
+            writeln!(
+                self.metrics,
+                "{epoch},{instance_loss},{feature_loss},{total_loss},{lr},{seconds:.3},{images_per_sec:.1}"
+            )?;
+            self.metrics.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Records the final state; returns the first I/O error met while logging, if any.
+    pub fn finish(mut self, state: RunState, error: Option<String>) -> Result<(), StoreError> {
+        self.status.state = state;
+        self.status.error = error;
+        let written = self.dir.write_status(&self.status);
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => written,
+        }
+    }
+}
+
+impl Reporter for RunLog {
+    fn report(&mut self, event: &Event) {
+        if let Err(source) = self.write_event(event) {
+            if self.error.is_none() {
+                self.error = Some(StoreError::Write {
+                    path: self.dir.path.clone(),
+                    source,
+                });
+            }
+        }
+        if let Event::Epoch { epoch, .. } = event {
+            self.status.epoch = *epoch;
+            if let Err(e) = self.dir.write_status(&self.status) {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: i64,
+    pub instance_loss: f64,
+    pub feature_loss: f64,
+    pub total_loss: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+/// Reads a run's `metrics.csv`; a last line cut short by a crash is ignored.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, StoreError> {
+    let text = fs::read_to_string(path).map_err(|source| StoreError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    Ok(rdr.deserialize().filter_map(Result::ok).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+
+    #[test]
+    fn run_log_writes_metrics_events_and_status() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = ConfigFile::builtin().resolve("shapes", &[]).unwrap();
+        let dir = RunDir::for_config(tmp.path(), &cfg);
+        assert!(dir.path.ends_with("shapes/bs64_lr0.0003_ResNet18"));
+        let mut log = RunLog::start(dir.clone(), &cfg).unwrap();
+        log.report(&Event::Epoch {
+            epoch: 1,
+            epochs: 10,
+            instance_loss: 4.5,
+            feature_loss: 1.25,
+            total_loss: 5.75,
+            lr: 0.0003,
+            seconds: 2.0,
+            images_per_sec: 512.0,
+        });
+        assert_eq!(dir.read_status().unwrap().epoch, 1);
+        log.finish(RunState::Finished, None).unwrap();
+        let rows = read_metrics(&dir.metrics_path()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].total_loss, 5.75);
+        let events = fs::read_to_string(dir.events_path()).unwrap();
+        let e: Event = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+        assert!(matches!(e, Event::Epoch { epoch: 1, .. }));
+        let status = dir.read_status().unwrap();
+        assert_eq!(status.state, RunState::Finished);
+        let snapshot = fs::read_to_string(dir.config_path()).unwrap();
+        assert!(snapshot.contains("batch_size: 64"));
+    }
+
+    #[test]
+    fn metrics_reader_skips_a_torn_last_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("metrics.csv");
+        fs::write(
+            &p,
+            format!("{METRICS_HEADER}\n1,2.0,1.0,3.0,0.1,1.0,10.0\n2,1.9,0.9"),
+        )
+        .unwrap();
+        let rows = read_metrics(&p).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].epoch, 1);
+    }
+}
