@@ -1,7 +1,15 @@
 //! Run directories and the files a run leaves behind: the resolved config, the per-epoch metrics
 //! CSV, the append-only event log (JSON lines another process can follow), and the run status.
 //!
-//! Layout: `<records>/<dataset>/<experiment>/{config.yaml, metrics.csv, events.jsonl, status.json}`.
+//! Layout: `<records>/<dataset>/<experiment>/{config.yaml, metrics.csv, events.jsonl, status.json,
+//! records_<experiment>.csv, lock}` and `<checkpoints>/<dataset>/<experiment>/` (see [`checkpoint`]).
+
+pub mod checkpoint;
+pub mod interchange;
+pub mod lock;
+pub mod records;
+pub mod tensors;
+pub mod torch_file;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -22,6 +30,35 @@ pub enum StoreError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error("{path}: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("run {run} is being trained by process {pid} (lock file {lock}); stop that training first, or pick another experiment")]
+    Locked {
+        run: PathBuf,
+        pid: u32,
+        lock: PathBuf,
+    },
+    #[error("no checkpoint of epoch {epoch} in {path}; available: {available}")]
+    NoCheckpoint {
+        path: PathBuf,
+        epoch: i64,
+        available: String,
+    },
+}
+
+/// Directory name of `cfg`'s dataset in `records/` and `checkpoints/` (a `folder:PATH` dataset
+/// uses `folder-<last path component>`).
+pub fn dataset_dir_name(cfg: &Config) -> String {
+    match cfg.dataset.strip_prefix("folder:") {
+        Some(p) => format!(
+            "folder-{}",
+            Path::new(p)
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        None => cfg.dataset.clone(),
+    }
 }
 
 /// State of a run as kept in `status.json`.
@@ -56,18 +93,10 @@ pub struct RunDir {
 impl RunDir {
     /// `<records>/<dataset>/<experiment>` for `cfg` (a `folder:PATH` dataset uses the folder name).
     pub fn for_config(records: &Path, cfg: &Config) -> RunDir {
-        let dataset = match cfg.dataset.strip_prefix("folder:") {
-            Some(p) => format!(
-                "folder-{}",
-                Path::new(p)
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
-            None => cfg.dataset.clone(),
-        };
         RunDir {
-            path: records.join(dataset).join(cfg.experiment_name()),
+            path: records
+                .join(dataset_dir_name(cfg))
+                .join(cfg.experiment_name()),
         }
     }
 
@@ -82,6 +111,10 @@ impl RunDir {
     }
     pub fn status_path(&self) -> PathBuf {
         self.path.join("status.json")
+    }
+    /// The reference-format records CSV (SPEC 2.10).
+    pub fn records_path(&self, experiment: &str) -> PathBuf {
+        self.path.join(records::records_file_name(experiment))
     }
 
     /// Creates the directory and writes the resolved config snapshot.
@@ -181,6 +214,40 @@ impl RunLog {
         })
     }
 
+    /// Continues the logs of a run resumed after `epoch`: rows and events of later epochs (an
+    /// epoch cut short by a kill, or history past an older checkpoint) are cut back, then new
+    /// ones are appended.
+    pub fn resume(dir: RunDir, cfg: &Config, epoch: i64) -> Result<RunLog, StoreError> {
+        dir.create(cfg)?;
+        cut_history(&dir, epoch)?;
+        let open = |p: PathBuf| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map_err(|source| StoreError::Write { path: p, source })
+        };
+        let events = BufWriter::new(open(dir.events_path())?);
+        let metrics = BufWriter::new(open(dir.metrics_path())?);
+        let status = RunStatus {
+            state: RunState::Running,
+            experiment: cfg.experiment_name(),
+            dataset: cfg.dataset.clone(),
+            epoch,
+            epochs: cfg.epochs,
+            pid: std::process::id(),
+            error: None,
+        };
+        dir.write_status(&status)?;
+        Ok(RunLog {
+            dir,
+            events,
+            metrics,
+            status,
+            error: None,
+        })
+    }
+
     pub fn dir(&self) -> &RunDir {
         &self.dir
     }
@@ -238,6 +305,47 @@ impl Reporter for RunLog {
             }
         }
     }
+}
+
+/// Cuts `metrics.csv` and `events.jsonl` back to what happened up to the end of `epoch`: rows of
+/// later epochs go, as do events that name a later epoch and lines torn by a crash. Events
+/// without an epoch (started, finished, failed) stay: they mark the sessions of the run.
+pub fn cut_history(dir: &RunDir, epoch: i64) -> Result<(), StoreError> {
+    let metrics = dir.metrics_path();
+    let mut kept = format!("{METRICS_HEADER}\n");
+    if let Ok(text) = fs::read_to_string(&metrics) {
+        let mut lines = text.lines();
+        if let Some(header) = lines.next() {
+            kept = format!("{header}\n");
+        }
+        for line in lines {
+            let first = line.split(',').next().and_then(|e| e.parse::<i64>().ok());
+            let complete = line.split(',').count() == kept.trim_end().split(',').count();
+            if complete && first.is_some_and(|e| e <= epoch) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    write_atomic(&metrics, kept.as_bytes())?;
+    let events = dir.events_path();
+    let mut out = String::new();
+    if let Ok(text) = fs::read_to_string(&events) {
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let later = v
+                .get("epoch")
+                .and_then(|e| e.as_i64())
+                .is_some_and(|e| e > epoch);
+            if !later {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    write_atomic(&events, out.as_bytes())
 }
 
 /// One row of `metrics.csv`.
