@@ -162,6 +162,8 @@ impl Reporter for ProgressReporter {
                 }
                 println!("stopped ({reason}) at epoch {epoch} step {step}");
             }
+            Event::Checkpoint { .. } => {}
+            Event::ModelSaved { tag, path, .. } => println!("saved model ({tag}): {path}"),
             Event::Finished { epochs, seconds } => println!(
                 "finished {epochs} epochs in {}",
                 hms(Duration::from_secs_f64(*seconds))

@@ -1,6 +1,7 @@
 //! The training loop of SPEC 2.5. It knows nothing about terminals or files: it reports
 //! [`Event`]s to a [`Reporter`] and stops when its [`Interrupter`] is raised.
 
+pub mod checkpoint;
 pub mod optim;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,13 @@ use crate::data::loader::{Batch, Loader};
 use crate::data::ImageSet;
 use crate::events::{Event, Reporter};
 use crate::model::{losses, trainable_parameter_count, CdNet, NetSpec, Outputs};
+use crate::store::checkpoint::{
+    Checkpoint, CheckpointMeta, NetMeta, SchedulerMeta, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+    KEEP_EVERY,
+};
+use crate::store::records::{RunRecords, Scores};
+use crate::store::StoreError;
+use checkpoint::RunSaver;
 use optim::{cosine_lr, Adam};
 
 /// A stop request shared with a signal handler: the loop stops after the current step.
@@ -47,6 +55,10 @@ pub enum TrainError {
     NonFinite { epoch: i64, step: i64, value: f64 },
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error("cannot save the run: {0}")]
+    Save(#[from] StoreError),
+    #[error("cannot resume from the checkpoint of epoch {epoch}: {reason}")]
+    Resume { epoch: i64, reason: String },
 }
 
 /// Per-step losses as plain numbers.
@@ -75,6 +87,10 @@ pub struct Trainer {
     pub net: CdNet,
     pub adam: Adam,
     pub loader: Loader,
+    /// Best scores and records columns so far (saved in every checkpoint).
+    pub records: RunRecords,
+    /// Saves checkpoints, models and records at each epoch's end; `None` saves nothing.
+    pub saver: Option<RunSaver>,
     images: usize,
 }
 
@@ -114,8 +130,93 @@ impl Trainer {
             net,
             adam,
             loader,
+            records: RunRecords::default(),
+            saver: None,
             images,
         })
+    }
+
+    /// Every tensor of the network (parameters and BN buffers) under its reference name, sorted.
+    pub fn model_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The resumable state after `epoch` completed.
+    pub fn snapshot(&self, epoch: i64) -> Checkpoint {
+        let cfg = &self.cfg;
+        Checkpoint {
+            meta: CheckpointMeta {
+                format: CHECKPOINT_FORMAT.into(),
+                version: CHECKPOINT_VERSION,
+                dataset: cfg.dataset.clone(),
+                experiment: cfg.experiment_name(),
+                epoch,
+                epochs: cfg.epochs,
+                net: NetMeta::from_spec(&self.net.spec),
+                optimizer_step: self.adam.step,
+                lr: self.lr_for_epoch(epoch),
+                scheduler: cfg.use_scheduler.then_some(SchedulerMeta {
+                    t_max: cfg.epochs,
+                    last_epoch: epoch,
+                }),
+                records: self.records.clone(),
+                source: None,
+            },
+            model: self.model_tensors(),
+            optimizer: self.adam.state(),
+        }
+    }
+
+    /// Loads a checkpoint's weights, buffers, optimiser state and records; returns the epoch to
+    /// start from. The network in the checkpoint must be the one the config describes.
+    pub fn restore(&mut self, ckpt: &Checkpoint) -> Result<i64, TrainError> {
+        let epoch = ckpt.meta.epoch;
+        let fail = |reason: String| TrainError::Resume { epoch, reason };
+        if let Some(why) = ckpt.meta.net.mismatch(&self.cfg) {
+            return Err(fail(why));
+        }
+        let vars = self.vs.variables();
+        for (name, var) in &vars {
+            let src = ckpt
+                .model
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| fail(format!("the checkpoint has no tensor `{name}`")))?;
+            if src.size() != var.size() {
+                return Err(fail(format!(
+                    "tensor `{name}` has shape {:?} in the checkpoint, {:?} in the network",
+                    src.size(),
+                    var.size()
+                )));
+            }
+            let mut dst = var.shallow_clone();
+            tch::no_grad(|| dst.copy_(&src.to_kind(var.kind())));
+        }
+        self.adam.load_state(&ckpt.optimizer).map_err(fail)?;
+        self.records = ckpt.meta.records.clone();
+        self.records.truncate_after(epoch);
+        Ok(epoch + 1)
+    }
+
+    /// Takes in the clustering scores of `epoch` (the evaluation's hook): updates the running best
+    /// and the records; a new best NMI makes [`RunSaver`] save the "best" model at epoch end.
+    pub fn observe_evaluation(&mut self, epoch: i64, scores: Scores) -> bool {
+        self.records.observe(epoch, scores)
+    }
+
+    /// Bookkeeping at the end of a completed epoch: the records column at 100-epoch marks, then
+    /// the saver's files.
+    fn end_of_epoch(&mut self, epoch: i64, reporter: &mut dyn Reporter) -> Result<(), TrainError> {
+        if epoch % KEEP_EVERY == 0 {
+            self.records.mark(epoch);
+        }
+        if let Some(saver) = &self.saver {
+            saver.end_of_epoch(self, epoch, reporter)?;
+        }
+        Ok(())
     }
 
     pub fn parameter_count(&self) -> i64 {
@@ -281,6 +382,7 @@ impl Trainer {
                 seconds: secs,
                 images_per_sec: (done * b) as f64 / secs.max(1e-9),
             });
+            self.end_of_epoch(epoch, reporter)?;
             summary.last_epoch = epoch;
             if stop.is_stopped() && epoch < self.cfg.epochs {
                 reporter.report(&Event::Stopped {
