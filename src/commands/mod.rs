@@ -2,6 +2,7 @@
 //! `main` only parses arguments and hands off to [`run`].
 
 mod info;
+mod interchange;
 mod train;
 
 use std::path::PathBuf;
@@ -27,6 +28,11 @@ pub enum Command {
     Train(TrainArgs),
     /// Show the resolved configuration of a dataset, or the list of config fields.
     Config(ConfigCmd),
+    /// Turn a PyTorch checkpoint of the reference code (.pth state_dict or .pth.tar training
+    /// checkpoint) into a cdw checkpoint that a run continues from.
+    Import(ImportArgs),
+    /// Write a checkpoint's network as safetensors with the reference PyTorch names.
+    Export(ExportArgs),
 }
 
 /// Where the configuration comes from.
@@ -34,7 +40,7 @@ pub enum Command {
 pub struct ConfigArgs {
     /// Dataset name (a key under `datasets:` in the config, e.g. shapes, cifar10) or folder:PATH.
     #[arg(long, short = 'd')]
-    pub dataset: String,
+    pub dataset: Option<String>,
     /// Config file (default: the built-in config/config.yaml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -44,8 +50,13 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    pub fn resolve(&self) -> Result<Config, ConfigError> {
-        ConfigFile::load(self.config.as_deref())?.resolve(&self.dataset, &self.set)
+    pub fn resolve(&self) -> Result<Config, Failure> {
+        let dataset = self.dataset.as_deref().ok_or_else(|| {
+            Failure::usage(
+                "--dataset is required (e.g. --dataset cifar10, or --dataset folder:PATH)",
+            )
+        })?;
+        Ok(ConfigFile::load(self.config.as_deref())?.resolve(dataset, &self.set)?)
     }
 }
 
@@ -56,9 +67,53 @@ pub struct TrainArgs {
     /// Directory holding the run records.
     #[arg(long, default_value = "records", value_name = "DIR")]
     pub records: PathBuf,
+    /// Directory holding the checkpoints and saved models.
+    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
+    pub checkpoints: PathBuf,
     /// Print JSON lines even on a terminal.
     #[arg(long)]
     pub json: bool,
+    /// Resume a run: its records directory, or DATASET/EXPERIMENT under --records. The config is
+    /// the run's snapshot (with --set applied on top).
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<PathBuf>,
+    /// With --resume: continue from this epoch's kept checkpoint (every 100th, or the latest);
+    /// later history is cut back.
+    #[arg(long, value_name = "N", requires = "resume")]
+    pub from_epoch: Option<i64>,
+    /// Start afresh even when `reload` would resume a checkpoint of the same experiment.
+    #[arg(long, conflicts_with = "resume")]
+    pub fresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A torch.save file: a state_dict (.pth) or a training checkpoint (.pth.tar).
+    pub file: PathBuf,
+    /// Dataset of the run (default: read from a reference name `{dataset}_checkpoint_{experiment}.pth.tar`).
+    #[arg(long, short = 'd')]
+    pub dataset: Option<String>,
+    /// Experiment name of the run (default: read from the reference file name, as --dataset).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Directory holding the checkpoints; the import goes to DIR/DATASET/EXPERIMENT/checkpoint.safetensors.
+    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
+    pub checkpoints: PathBuf,
+    /// Write the cdw checkpoint to this file instead.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing checkpoint.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A cdw checkpoint or saved model (.safetensors).
+    pub checkpoint: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +166,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Info => info::run().map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args),
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),
+        Command::Import(args) => interchange::import(&args).map(|_| ExitCode::SUCCESS),
+        Command::Export(args) => interchange::export(&args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -126,6 +126,36 @@ impl RunDir {
         write_atomic(&self.config_path(), cfg.to_yaml().as_bytes())
     }
 
+    /// The run's config snapshot with `overrides` (`key=value`) applied on top.
+    pub fn read_config(&self, overrides: &[String]) -> Result<Config, StoreError> {
+        let path = self.config_path();
+        let text = fs::read_to_string(&path).map_err(|source| StoreError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let corrupt = |what: String| StoreError::Corrupt {
+            path: path.clone(),
+            what,
+        };
+        let mut map: serde_yaml::Mapping = serde_yaml::from_str(&text)
+            .map_err(|e| corrupt(format!("expected a config snapshot (YAML mapping): {e}")))?;
+        let dataset = map
+            .remove("dataset")
+            .and_then(|d| d.as_str().map(str::to_string))
+            .ok_or_else(|| corrupt("the config snapshot names no dataset".into()))?;
+        // Unset optional fields are written as null; leave them unset.
+        map.retain(|_, v| !v.is_null());
+        let mut datasets = serde_yaml::Mapping::new();
+        datasets.insert(dataset.clone().into(), serde_yaml::Mapping::new().into());
+        let mut doc = serde_yaml::Mapping::new();
+        doc.insert("common".into(), map.into());
+        doc.insert("datasets".into(), datasets.into());
+        let yaml = serde_yaml::to_string(&doc).map_err(|e| corrupt(e.to_string()))?;
+        crate::config::ConfigFile::parse(&yaml, &path.display().to_string())
+            .and_then(|f| f.resolve(&dataset, overrides))
+            .map_err(|e| corrupt(e.to_string()))
+    }
+
     pub fn write_status(&self, status: &RunStatus) -> Result<(), StoreError> {
         let json = serde_json::to_string_pretty(status).expect("status serialises");
         write_atomic(&self.status_path(), json.as_bytes())
@@ -315,12 +345,12 @@ pub fn cut_history(dir: &RunDir, epoch: i64) -> Result<(), StoreError> {
     let mut kept = format!("{METRICS_HEADER}\n");
     if let Ok(text) = fs::read_to_string(&metrics) {
         let mut lines = text.lines();
-        if let Some(header) = lines.next() {
-            kept = format!("{header}\n");
-        }
+        let header = lines.next().unwrap_or(METRICS_HEADER);
+        let width = header.split(',').count();
+        kept = format!("{header}\n");
         for line in lines {
             let first = line.split(',').next().and_then(|e| e.parse::<i64>().ok());
-            let complete = line.split(',').count() == kept.trim_end().split(',').count();
+            let complete = line.split(',').count() == width;
             if complete && first.is_some_and(|e| e <= epoch) {
                 kept.push_str(line);
                 kept.push('\n');
@@ -406,6 +436,68 @@ mod tests {
         assert_eq!(status.state, RunState::Finished);
         let snapshot = fs::read_to_string(dir.config_path()).unwrap();
         assert!(snapshot.contains("batch_size: 64"));
+    }
+
+    #[test]
+    fn config_snapshot_reads_back_with_overrides() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = ConfigFile::builtin()
+            .resolve("shapes", &["learning_rate=0.001".into()])
+            .unwrap();
+        let dir = RunDir::for_config(tmp.path(), &cfg);
+        dir.create(&cfg).unwrap();
+        assert_eq!(dir.read_config(&[]).unwrap(), cfg);
+        let longer = dir.read_config(&["epochs=20".into()]).unwrap();
+        assert_eq!(longer.epochs, 20);
+        assert_eq!(longer.experiment_name(), cfg.experiment_name());
+    }
+
+    #[test]
+    fn resume_cuts_history_after_the_epoch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = ConfigFile::builtin().resolve("shapes", &[]).unwrap();
+        let dir = RunDir::for_config(tmp.path(), &cfg);
+        let mut log = RunLog::start(dir.clone(), &cfg).unwrap();
+        for epoch in 1..=3 {
+            log.report(&Event::Step {
+                epoch,
+                step: 1,
+                steps: 1,
+                instance_loss: 1.0,
+                feature_loss: 0.0,
+                total_loss: 1.0,
+                lr: 0.1,
+                images_per_sec: 1.0,
+            });
+            log.report(&Event::Epoch {
+                epoch,
+                epochs: 10,
+                instance_loss: epoch as f64,
+                feature_loss: 0.0,
+                total_loss: epoch as f64,
+                lr: 0.1,
+                seconds: 1.0,
+                images_per_sec: 1.0,
+            });
+        }
+        drop(log);
+        // A torn line, as a kill mid-write leaves.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.events_path())
+            .unwrap();
+        f.write_all(b"{\"event\":\"step\",\"epo").unwrap();
+        let log = RunLog::resume(dir.clone(), &cfg, 2).unwrap();
+        log.finish(RunState::Stopped, None).unwrap();
+        let rows = read_metrics(&dir.metrics_path()).unwrap();
+        assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2]);
+        let events: Vec<Event> = fs::read_to_string(dir.events_path())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 4);
+        assert!(matches!(events[3], Event::Epoch { epoch: 2, .. }));
     }
 
     #[test]
