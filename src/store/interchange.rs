@@ -159,6 +159,27 @@ pub fn match_network(
         .collect())
 }
 
+/// Copies `tensors` into the variables of `vs` (parameters and buffers) by name; every variable
+/// must be present with its shape.
+pub fn load_into(vs: &nn::VarStore, tensors: &[(String, Tensor)]) -> Result<(), String> {
+    let have: HashMap<&str, &Tensor> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    for (name, var) in vs.variables() {
+        let src = have
+            .get(name.as_str())
+            .ok_or_else(|| format!("no tensor `{name}`"))?;
+        if src.size() != var.size() {
+            return Err(format!(
+                "tensor `{name}` has shape {:?}, the network {:?}",
+                src.size(),
+                var.size()
+            ));
+        }
+        let mut dst = var.shallow_clone();
+        tch::no_grad(|| dst.copy_(&src.to_kind(var.kind())));
+    }
+    Ok(())
+}
+
 /// Reads `dataset` and `experiment` from a reference checkpoint name,
 /// `{dataset}_checkpoint_{experiment}.pth.tar`.
 pub fn reference_run_name(path: &Path) -> Option<(String, String)> {

@@ -20,6 +20,7 @@ use crate::store::checkpoint::{
     Checkpoint, CheckpointMeta, NetMeta, SchedulerMeta, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
     KEEP_EVERY,
 };
+use crate::store::interchange::load_into;
 use crate::store::records::{RunRecords, Scores};
 use crate::store::StoreError;
 use checkpoint::RunSaver;
@@ -177,24 +178,7 @@ impl Trainer {
         if let Some(why) = ckpt.meta.net.mismatch(&self.cfg) {
             return Err(fail(why));
         }
-        let vars = self.vs.variables();
-        for (name, var) in &vars {
-            let src = ckpt
-                .model
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t)
-                .ok_or_else(|| fail(format!("the checkpoint has no tensor `{name}`")))?;
-            if src.size() != var.size() {
-                return Err(fail(format!(
-                    "tensor `{name}` has shape {:?} in the checkpoint, {:?} in the network",
-                    src.size(),
-                    var.size()
-                )));
-            }
-            let mut dst = var.shallow_clone();
-            tch::no_grad(|| dst.copy_(&src.to_kind(var.kind())));
-        }
+        load_into(&self.vs, &ckpt.model).map_err(|e| fail(format!("the checkpoint has {e}")))?;
         self.adam.load_state(&ckpt.optimizer).map_err(fail)?;
         self.records = ckpt.meta.records.clone();
         self.records.truncate_after(epoch);
