@@ -213,7 +213,7 @@ impl TorchFile {
             &[elems],
             storage.kind,
         );
-        if size.iter().any(|&n| n == 0) {
+        if size.contains(&0) {
             return Ok(Tensor::zeros(&size, (storage.kind, tch::Device::Cpu)));
         }
         Ok(flat.as_strided(&size, &stride, offset).contiguous())
