@@ -68,6 +68,8 @@ fn train_prints_json_lines_and_keeps_records() {
     let out = Command::new(CDW)
         .args(["train", "--dataset", "shapes", "--records"])
         .arg(tmp.path())
+        .arg("--checkpoints")
+        .arg(tmp.path().join("checkpoints"))
         .args(TINY)
         .output()
         .unwrap();
@@ -146,6 +148,8 @@ fn ctrl_c_stops_after_the_current_step() {
     let mut child = Command::new(CDW)
         .args(["train", "--dataset", "shapes", "--records"])
         .arg(tmp.path())
+        .arg("--checkpoints")
+        .arg(tmp.path().join("checkpoints"))
         .args(TINY)
         .args(["--set", "epochs=50"])
         .stdout(Stdio::piped())
