@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod catalog;
 pub mod cifar;
+pub mod download;
 pub mod folder;
 pub mod loader;
 mod parallel;
