@@ -1,9 +1,11 @@
-//! Downloads against a local HTTP server on 127.0.0.1: resume, MD5, extraction.
+//! Downloads against a local HTTP server on 127.0.0.1: resume, MD5, extraction, and the
+//! `cdw datasets download` command without network.
 
 mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cdw::data::catalog::{self, Archive, ArchiveKind, Format, Layout, NamedDataset};
@@ -377,4 +379,100 @@ fn a_truncated_tar_gz_is_an_extraction_error() {
     let err =
         download::extract(&archive, ArchiveKind::TarGz, &[], tmp.path(), &mut |_| {}).unwrap_err();
     assert!(matches!(err, DownloadError::Extract { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------- the binary
+
+fn cdw(args: &[&str], mirror: &str) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cdw"))
+        .args(args)
+        .env(download::MIRROR_ENV, mirror)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn download_without_network_names_the_url_and_the_folder() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let started = Instant::now();
+    let (code, _, err) = cdw(
+        &["datasets", "download", "cifar10", "--data-root", root],
+        &format!("http://127.0.0.1:{port}"),
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach http://127.0.0.1:{port}/cifar-10-binary.tar.gz"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{root}/cifar-10-binary.tar.gz")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{root}/cifar-10-batches-bin")),
+        "{err}"
+    );
+    assert!(err.contains("data_batch_1.bin"), "{err}");
+    assert!(err.contains("c32a1d4ab5d03f1284b67883e8d87530"), "{err}");
+}
+
+#[test]
+fn download_with_a_wrong_archive_fails_the_md5_check() {
+    let server = TestServer::start(
+        files(&[("stl10_binary.tar.gz", payload(5000))]),
+        Behaviour::default(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let (code, _, err) = cdw(
+        &["datasets", "download", "stl10", "--data-root", root],
+        &server.url(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("expected 91f7769df0f17e558f3565bffb0c7dfb"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("stl10_binary.tar.gz").exists());
+}
+
+#[test]
+fn imagenet10_download_explains_kaggle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let (code, out, _) = cdw(
+        &["datasets", "download", "imagenet10", "--data-root", root],
+        "",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("kaggle datasets download -d liusha249/imagenet10"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{root}/imagenet-10/<class>/<image>.JPEG")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("cdw datasets check imagenet10 --data-root {root}")),
+        "{out}"
+    );
+
+    let (code, _, err) = cdw(&["datasets", "download", "mnist"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("no download for `mnist`"), "{err}");
 }

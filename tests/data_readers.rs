@@ -1,8 +1,10 @@
-//! The dataset readers on small files in the real formats, and their broken variants.
+//! The dataset readers on small files in the real formats, their broken variants, and the
+//! `cdw datasets` commands run as the real binary.
 
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use cdw::config::ConfigFile;
 use cdw::data::catalog::{self, Source, Status};
@@ -538,4 +540,149 @@ fn status_tells_missing_invalid_incomplete() {
             ..
         }
     ));
+}
+
+// ---------------------------------------------------------------- the binary
+
+fn cdw(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cdw"))
+        .args(args)
+        .env_remove(cdw::data::download::MIRROR_ENV)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn datasets_list_check_and_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    write_cifar10_binary(tmp.path(), [2, 2, 2, 2, 2, 10]);
+    write_stl10(tmp.path(), 2, 3);
+    std::fs::create_dir_all(tmp.path().join("tiny-imagenet-200/train")).unwrap();
+
+    let (code, out, err) = cdw(&["datasets", "list", "--data-root", root]);
+    assert_eq!(code, 0, "{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    let cifar = line("cifar10 ");
+    assert!(
+        cifar.contains("incomplete") && cifar.contains(" 20 ") && cifar.contains("60.0 KiB"),
+        "{cifar}"
+    );
+    assert!(line("cifar100").contains("missing"), "{out}");
+    assert!(line("tiny-imagenet").contains("invalid"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "cifar100: get it with `cdw datasets download cifar100 --data-root {root}`"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("has no class sub-folders"), "{out}");
+
+    let (code, out, err) = cdw(&["datasets", "check", "cifar10", "--data-root", root]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("cifar10: 20 images in 10 classes, 32x32"),
+        "{out}"
+    );
+    assert!(out.contains("     3  cat         2\n"), "{out}");
+    assert!(
+        out.contains("incomplete: the official cifar10 has 60000 images in 10 classes"),
+        "{out}"
+    );
+
+    // STL-10 image 3 (the second test image), written as the loader holds it.
+    let png = tmp.path().join("s.png");
+    let (code, out, err) = cdw(&[
+        "datasets",
+        "sample",
+        "stl10",
+        "--index",
+        "3",
+        "--out",
+        png.to_str().unwrap(),
+        "--data-root",
+        root,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stl10 image 3: label 3 (cat), 96x96"), "{out}");
+    let img = image::open(&png).unwrap().into_rgb8();
+    for (r, c) in [(0, 0), (3, 90), (90, 3)] {
+        assert_eq!(
+            img.get_pixel(c, r).0,
+            [
+                pixel(3, 0, r as usize, c as usize),
+                pixel(3, 1, r as usize, c as usize),
+                pixel(3, 2, r as usize, c as usize)
+            ]
+        );
+    }
+
+    let (code, _, err) = cdw(&[
+        "datasets",
+        "sample",
+        "stl10",
+        "--index",
+        "5",
+        "--out",
+        png.to_str().unwrap(),
+        "--data-root",
+        root,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("image index 5 is out of range: `stl10` has 5 images (0 to 4)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn broken_data_fails_with_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("imgs");
+    save(&folder.join("a/1.png"), &solid(2, 2, [1, 1, 1], [1, 1, 1]));
+    std::fs::write(folder.join("a/2.png"), b"garbage").unwrap();
+    let arg = format!("folder:{}", folder.display());
+    let (code, _, err) = cdw(&["datasets", "check", &arg]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: ") && err.contains("a/2.png is not a readable image"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn train_on_a_missing_dataset_offers_the_download_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("nothing-here");
+    let set = format!("data_root={}", root.display());
+    let (code, _, err) = cdw(&[
+        "train",
+        "--dataset",
+        "cifar10",
+        "--set",
+        &set,
+        "--set",
+        "device=cpu",
+        "--records",
+        tmp.path().join("rec").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "download it with `cdw datasets download cifar10 --data-root {}`",
+            root.display()
+        )),
+        "{err}"
+    );
 }
