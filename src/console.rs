@@ -29,7 +29,10 @@ impl Reporter for JsonLines {
             ..
         } = event
         {
-            eprintln!("experiment {experiment} on {device}: {parameters} trainable parameters");
+            eprintln!(
+                "experiment {experiment} on {device}: {} trainable parameters",
+                thousands(*parameters)
+            );
         }
         let mut out = std::io::stdout().lock();
         let _ = serde_json::to_writer(&mut out, event);
@@ -61,6 +64,22 @@ impl ProgressReporter {
     }
 }
 
+/// `11637696` as `11,637,696`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 fn hms(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -83,7 +102,7 @@ impl Reporter for ProgressReporter {
             } => {
                 println!("experiment: {experiment} ({method} on {dataset}, {images} images, batch {batch_size})");
                 println!("device: {device}");
-                println!("{parameters} trainable parameters");
+                println!("{} trainable parameters", thousands(*parameters));
                 self.steps_per_epoch = *steps_per_epoch;
                 self.total_steps = steps_per_epoch * (epochs - start_epoch + 1);
                 self.started = Some(Instant::now());
@@ -154,5 +173,25 @@ impl Reporter for ProgressReporter {
                 eprintln!("failed: {error}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(11_637_696), "11,637,696");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(-1234567), "-1,234,567");
+        assert_eq!(thousands(0), "0");
+    }
+
+    #[test]
+    fn hms_formats_hours_minutes_seconds() {
+        assert_eq!(hms(Duration::from_secs(3725)), "1:02:05");
+        assert_eq!(hms(Duration::from_secs(59)), "0:00:59");
     }
 }

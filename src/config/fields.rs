@@ -223,12 +223,18 @@ pub static FIELDS: &[Field] = &[
 ];
 
 /// Sets `key` of `cfg` from `value`, checking its type and range.
-pub(super) fn apply(cfg: &mut Config, key: &str, value: &Value) -> Result<(), ConfigError> {
+/// `section` names where the key was written (`common`, `datasets.cifar10`, `--set`).
+pub(super) fn apply(
+    cfg: &mut Config,
+    key: &str,
+    value: &Value,
+    section: &str,
+) -> Result<(), ConfigError> {
     match FIELDS.iter().find(|f| f.name == key) {
         Some(field) => (field.set)(cfg, key, value),
         None => Err(ConfigError::UnknownKey {
             key: key.to_string(),
-            section: "the config".into(),
+            section: section.into(),
             hint: did_you_mean(key, FIELDS.iter().map(|f| f.name)),
         }),
     }

@@ -329,12 +329,12 @@ impl ConfigFile {
         // Check every value now: a bad value anywhere in the file is an error for every run.
         let mut probe = Config::default();
         for (k, v) in &file.common {
-            fields::apply(&mut probe, k, v)?;
+            fields::apply(&mut probe, k, v, "common")?;
         }
-        for block in file.datasets.values() {
+        for (name, block) in &file.datasets {
             let mut probe = Config::default();
             for (k, v) in block {
-                fields::apply(&mut probe, k, v)?;
+                fields::apply(&mut probe, k, v, &format!("datasets.{name}"))?;
             }
         }
         Ok(file)
@@ -351,12 +351,12 @@ impl ConfigFile {
     pub fn resolve(&self, dataset: &str, overrides: &[String]) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
         for (k, v) in &self.common {
-            fields::apply(&mut cfg, k, v)?;
+            fields::apply(&mut cfg, k, v, "common")?;
         }
         match self.datasets.get(dataset) {
             Some(block) => {
                 for (k, v) in block {
-                    fields::apply(&mut cfg, k, v)?;
+                    fields::apply(&mut cfg, k, v, &format!("datasets.{dataset}"))?;
                 }
             }
             None if dataset.starts_with("folder:") => {}
@@ -369,7 +369,7 @@ impl ConfigFile {
         }
         for arg in overrides {
             let (k, v) = parse_set(arg)?;
-            fields::apply(&mut cfg, &k, &v)?;
+            fields::apply(&mut cfg, &k, &v, "--set")?;
         }
         cfg.dataset = dataset.to_string();
         Ok(cfg)
