@@ -14,6 +14,14 @@ use crate::data::{self, DecodeProgress, ImageSet};
 
 use super::Failure;
 
+/// `println!` that ignores a closed stdout (`cdw datasets list | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Args)]
 pub struct DatasetsCmd {
     #[command(subcommand)]
@@ -106,16 +114,19 @@ pub fn run(cmd: DatasetsCmd) -> Result<ExitCode, Failure> {
 }
 
 fn list(root: &RootArgs) -> Result<ExitCode, Failure> {
-    println!(
+    out!(
         "{:<14} {:<11} {:>8} {:>10}  PATH",
-        "DATASET", "STATUS", "IMAGES", "SIZE"
+        "DATASET",
+        "STATUS",
+        "IMAGES",
+        "SIZE"
     );
     let mut notes = Vec::new();
     for ds in &NAMED {
         let data_root = root.config(ds.name)?.data_root;
         match catalog::status(ds, &data_root) {
             Status::Missing { looked } => {
-                println!(
+                out!(
                     "{:<14} {:<11} {:>8} {:>10}  {}",
                     ds.name,
                     "missing",
@@ -130,7 +141,7 @@ fn list(root: &RootArgs) -> Result<ExitCode, Failure> {
                 ));
             }
             Status::Invalid { path, error } => {
-                println!(
+                out!(
                     "{:<14} {:<11} {:>8} {:>10}  {}",
                     ds.name,
                     "invalid",
@@ -147,7 +158,7 @@ fn list(root: &RootArgs) -> Result<ExitCode, Failure> {
                 bytes,
             } => {
                 let status = if complete { "ok" } else { "incomplete" };
-                println!(
+                out!(
                     "{:<14} {:<11} {:>8} {:>10}  {}",
                     ds.name,
                     status,
@@ -165,7 +176,7 @@ fn list(root: &RootArgs) -> Result<ExitCode, Failure> {
         }
     }
     for n in notes {
-        println!("  {n}");
+        out!("  {n}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -184,7 +195,7 @@ fn download(
     };
     let data_root = root.config(name)?.data_root;
     if ds.archive.is_none() {
-        println!("{}", download::manual_instructions(ds, &data_root));
+        out!("{}", download::manual_instructions(ds, &data_root));
         return Ok(ExitCode::SUCCESS);
     }
     if !force {
@@ -194,7 +205,7 @@ fn download(
             ..
         } = catalog::status(ds, &data_root)
         {
-            println!(
+            out!(
                 "{name} is already present and complete in {} (use --force to download it again)",
                 path.display()
             );
@@ -209,7 +220,7 @@ fn download(
     let result = download::install(ds, &data_root, &opts, &mut |e| view.show(e));
     view.finish();
     let path = result.map_err(Failure::runtime)?;
-    println!("{name} is ready in {}", path.display());
+    out!("{name} is ready in {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -218,8 +229,8 @@ fn check(name: &str, root: &RootArgs) -> Result<ExitCode, Failure> {
     let set = if name == "shapes" {
         data::load_named(name, &cfg, &|_| {}).map_err(Failure::runtime)?
     } else {
-        let source = Source::open(name, &cfg.data_root).map_err(Failure::runtime)?;
-        println!(
+        let source = Source::open(name, &cfg.data_root).map_err(data_failure)?;
+        out!(
             "reading {} images from {}",
             source.len(),
             source.path().display()
@@ -232,14 +243,16 @@ fn check(name: &str, root: &RootArgs) -> Result<ExitCode, Failure> {
     print_summary(&set);
     if let Some(ds) = catalog::named(name) {
         if set.len() == ds.images && set.class_names.len() == ds.classes {
-            println!(
+            out!(
                 "complete: the official {} images in {} classes",
-                ds.images, ds.classes
+                ds.images,
+                ds.classes
             );
         } else {
-            println!(
+            out!(
                 "incomplete: the official {name} has {} images in {} classes",
-                ds.images, ds.classes
+                ds.images,
+                ds.classes
             );
         }
     }
@@ -258,7 +271,7 @@ fn print_summary(set: &ImageSet) {
     } else {
         format!("{}x{} to {}x{}", min.0, min.1, max.0, max.1)
     };
-    println!(
+    out!(
         "{}: {} images in {} classes, {size}, {} of pixels in memory",
         set.name,
         set.len(),
@@ -267,7 +280,7 @@ fn print_summary(set: &ImageSet) {
     );
     let width = set.class_names.iter().map(|c| c.len()).max().unwrap_or(0);
     for (label, (class, count)) in set.class_names.iter().zip(set.class_counts()).enumerate() {
-        println!("  {label:>4}  {class:<width$}  {count}");
+        out!("  {label:>4}  {class:<width$}  {count}");
     }
 }
 
@@ -285,11 +298,8 @@ fn sample(name: &str, index: usize, out: &Path, root: &RootArgs) -> Result<ExitC
         })?;
         (image, set.labels[index], set.class_names)
     } else {
-        let source = Source::open(name, &cfg.data_root).map_err(Failure::runtime)?;
-        let (image, label) = source.image(index).map_err(|e| match e {
-            data::DataError::IndexOutOfRange { .. } => Failure::usage(e),
-            e => Failure::runtime(e),
-        })?;
+        let source = Source::open(name, &cfg.data_root).map_err(data_failure)?;
+        let (image, label) = source.image(index).map_err(data_failure)?;
         (image, label, source.class_names())
     };
     image
@@ -299,13 +309,21 @@ fn sample(name: &str, index: usize, out: &Path, root: &RootArgs) -> Result<ExitC
         .get(label as usize)
         .map(String::as_str)
         .unwrap_or("?");
-    println!(
+    out!(
         "{name} image {index}: label {label} ({class}), {}x{}, written to {}",
         image.width(),
         image.height(),
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A wrong name or index is the user's mistake (exit code 2); bad files are not (1).
+fn data_failure(e: data::DataError) -> Failure {
+    match e {
+        data::DataError::Unknown(_) | data::DataError::IndexOutOfRange { .. } => Failure::usage(e),
+        e => Failure::runtime(e),
+    }
 }
 
 /// A progress bar for decoding images (hidden when stderr is not a terminal).
