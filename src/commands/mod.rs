@@ -1,6 +1,7 @@
 //! The command-line interface: argument definitions and the headless commands. The binary's
 //! `main` only parses arguments and hands off to [`run`].
 
+pub mod datasets;
 mod info;
 mod interchange;
 mod train;
@@ -33,6 +34,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Write a checkpoint's network as safetensors with the reference PyTorch names.
     Export(ExportArgs),
+    /// List, download, check and sample the datasets.
+    Datasets(datasets::DatasetsCmd),
 }
 
 /// Where the configuration comes from.
@@ -168,6 +171,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),
         Command::Import(args) => interchange::import(&args).map(|_| ExitCode::SUCCESS),
         Command::Export(args) => interchange::export(&args).map(|_| ExitCode::SUCCESS),
+        Command::Datasets(c) => datasets::run(c),
     };
     match result {
         Ok(code) => code,

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::console::reporter_for_stdout;
-use crate::data;
 use crate::device;
 use crate::events::{Event, Fanout, Reporter};
 use crate::store::checkpoint::{Checkpoint, CheckpointDir};
@@ -82,7 +81,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
     let run_dir = RunDir::for_config(&args.records, &cfg);
     let ckpt_dir = CheckpointDir::for_config(&args.checkpoints, &cfg);
     let _lock = RunLock::acquire(&run_dir.path).map_err(Failure::runtime)?;
-    let set = data::load(&cfg).map_err(Failure::runtime)?;
+    let set = super::datasets::load_with_bar(&cfg).map_err(Failure::runtime)?;
 
     let stop = Interrupter::new();
     install_interrupt_handler(stop.clone());
@@ -161,13 +160,20 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Ctrl-C (or SIGTERM) asks the loop to stop after the current step; a second one exits at once.
+/// The handler writes with `writeln!` and ignores errors: with stderr closed, `eprintln!` would
+/// panic and kill the handler thread, leaving later signals unanswered.
 fn install_interrupt_handler(stop: Interrupter) {
+    use std::io::Write;
     let _ = ctrlc::set_handler(move || {
+        let mut err = std::io::stderr();
         if stop.is_stopped() {
-            eprintln!("\ninterrupted twice: exiting now");
+            let _ = writeln!(err, "\ninterrupted twice: exiting now");
             std::process::exit(EXIT_INTERRUPTED as i32);
         }
-        eprintln!("\ninterrupt received: stopping after the current step (press Ctrl-C again to exit at once)");
+        let _ = writeln!(
+            err,
+            "\ninterrupt received: stopping after the current step (press Ctrl-C again to exit at once)"
+        );
         stop.stop();
     });
 }

@@ -97,8 +97,9 @@ impl TorchFile {
         })?;
         let pkl_name = zip
             .file_names()
-            .find(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
-            .map(str::to_string)
+            .filter_map(Result::ok)
+            .find(|n| n == "data.pkl" || n.ends_with("/data.pkl"))
+            .map(|n| n.into_owned())
             .ok_or_else(|| not_torch("the zip archive has no data.pkl".into()))?;
         let prefix = pkl_name.strip_suffix("data.pkl").unwrap_or("").to_string();
         let read_entry = |zip: &mut zip::ZipArchive<BufReader<File>>, name: &str| {
