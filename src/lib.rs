@@ -10,5 +10,6 @@ pub mod data;
 pub mod device;
 pub mod events;
 pub mod model;
+pub mod pickle;
 pub mod store;
 pub mod train;

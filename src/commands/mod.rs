@@ -1,6 +1,7 @@
 //! The command-line interface: argument definitions and the headless commands. The binary's
 //! `main` only parses arguments and hands off to [`run`].
 
+pub mod datasets;
 mod info;
 mod train;
 
@@ -27,6 +28,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Show the resolved configuration of a dataset, or the list of config fields.
     Config(ConfigCmd),
+    /// List, download, check and sample the datasets.
+    Datasets(datasets::DatasetsCmd),
 }
 
 /// Where the configuration comes from.
@@ -111,6 +114,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Info => info::run().map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args),
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),
+        Command::Datasets(c) => datasets::run(c),
     };
     match result {
         Ok(code) => code,
