@@ -686,3 +686,113 @@ fn train_on_a_missing_dataset_offers_the_download_command() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- CIFAR python (torchvision's download)
+
+#[test]
+fn cifar_python_pickles_read_like_the_binary_files() {
+    let py = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    write_cifar10_python(py.path(), [2, 1, 1, 3, 1, 4]);
+    write_cifar10_binary(bin.path(), [2, 1, 1, 3, 1, 4]);
+    let source = Source::open("cifar10", py.path()).unwrap();
+    assert!(matches!(source, Source::CifarPython(_)));
+    assert_eq!(source.len(), 12);
+    let a = load(&source).unwrap();
+    let b = load(&Source::open("cifar10", bin.path()).unwrap()).unwrap();
+    assert_eq!(a.labels, b.labels);
+    assert_eq!(a.images, b.images);
+    assert_eq!(a.class_names, b.class_names);
+    assert_eq!(
+        source.image(11).unwrap(),
+        (a.images[11].clone(), a.labels[11])
+    );
+
+    write_cifar100_python(py.path(), 25, 5);
+    let set = load(&Source::open("cifar100", py.path()).unwrap()).unwrap();
+    assert_eq!(set.len(), 30);
+    assert!((0..30).all(|g| set.labels[g] == cifar100_labels(g).0 as i64));
+    assert_eq!(
+        set.images[29].get_pixel(31, 0).0,
+        [
+            pixel(29, 0, 0, 31),
+            pixel(29, 1, 0, 31),
+            pixel(29, 2, 0, 31)
+        ]
+    );
+
+    // The binary folder wins when both are there.
+    write_cifar10_binary(py.path(), [1, 1, 1, 1, 1, 1]);
+    assert!(matches!(
+        Source::open("cifar10", py.path()).unwrap(),
+        Source::CifarBinary(_)
+    ));
+}
+
+#[test]
+fn broken_cifar_pickles_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_cifar10_python(tmp.path(), [2, 1, 1, 1, 1, 1]);
+    let file = dir.join("data_batch_2");
+    let good = std::fs::read(&file).unwrap();
+
+    std::fs::write(&file, &good[..good.len() - 40]).unwrap();
+    let err = Source::open("cifar10", tmp.path()).unwrap_err();
+    assert!(
+        matches!(err, DataError::BadFormat { ref path, .. } if path == &file),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("data_batch_2 is not a valid CIFAR python batch"),
+        "{err}"
+    );
+
+    // Labels under another key (a CIFAR-100 file in a CIFAR-10 folder).
+    std::fs::write(
+        &file,
+        cifar_python_batch(&[("coarse_labels", vec![1])], &planes(0, 32, false), 1),
+    )
+    .unwrap();
+    let err = Source::open("cifar10", tmp.path()).unwrap_err();
+    assert!(err.to_string().ends_with("no `labels` entry"), "{err}");
+
+    // One label short.
+    std::fs::write(
+        &file,
+        cifar_python_batch(&[("labels", vec![])], &planes(0, 32, false), 1),
+    )
+    .unwrap();
+    let err = Source::open("cifar10", tmp.path()).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("`data` holds 1 images but `labels` holds 0 labels"),
+        "{err}"
+    );
+
+    // A label out of range.
+    std::fs::write(
+        &file,
+        cifar_python_batch(&[("labels", vec![12])], &planes(0, 32, false), 1),
+    )
+    .unwrap();
+    let err = Source::open("cifar10", tmp.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::BadLabel {
+                record: 0,
+                label: 12,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // Not a pickle at all.
+    std::fs::write(&file, b"hello").unwrap();
+    assert!(matches!(
+        Source::open("cifar10", tmp.path()).unwrap_err(),
+        DataError::BadFormat { .. }
+    ));
+}

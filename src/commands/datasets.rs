@@ -225,10 +225,7 @@ fn check(name: &str, root: &RootArgs) -> Result<ExitCode, Failure> {
             source.path().display()
         );
         let bar = decode_bar();
-        let set = source.load(data::threads(cfg.workers), &|p: DecodeProgress<'_>| {
-            bar.set_length(p.total as u64);
-            bar.set_position(p.done as u64);
-        });
+        let set = source.load(data::threads(cfg.workers), &|p| show_progress(&bar, p));
         bar.finish_and_clear();
         set.map_err(Failure::runtime)?
     };
@@ -312,14 +309,34 @@ fn sample(name: &str, index: usize, out: &Path, root: &RootArgs) -> Result<ExitC
 }
 
 /// A progress bar for decoding images (hidden when stderr is not a terminal).
-pub(crate) fn decode_bar() -> ProgressBar {
+fn decode_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("decoding [{bar:30}] {pos}/{len} images {per_sec} ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "decoding {prefix} [{bar:30}] {pos}/{len} images {per_sec} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
+}
+
+/// Shows a decoding bar for `p`.
+fn show_progress(bar: &ProgressBar, p: DecodeProgress<'_>) {
+    if bar.prefix() != p.dataset {
+        bar.set_prefix(p.dataset.to_string());
+        bar.reset();
+    }
+    bar.set_length(p.total as u64);
+    bar.set_position(p.done as u64);
+}
+
+/// [`data::load`] with a decoding progress bar on a terminal.
+pub(crate) fn load_with_bar(cfg: &crate::config::Config) -> Result<ImageSet, data::DataError> {
+    let bar = decode_bar();
+    let set = data::load_with_progress(cfg, &|p| show_progress(&bar, p));
+    bar.finish_and_clear();
+    set
 }
 
 /// Renders download events: progress bars on a terminal, a line per stage otherwise.

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use crate::console::reporter_for_stdout;
-use crate::data;
 use crate::device;
 use crate::events::{Event, Fanout, Reporter};
 use crate::store::{RunDir, RunLog, RunState};
@@ -17,7 +16,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
     let cfg = args.config.resolve()?;
     let device = device::resolve(cfg.device).map_err(Failure::usage)?;
-    let set = data::load(&cfg).map_err(Failure::runtime)?;
+    let set = super::datasets::load_with_bar(&cfg).map_err(Failure::runtime)?;
 
     let stop = Interrupter::new();
     install_interrupt_handler(stop.clone());

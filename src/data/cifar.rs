@@ -285,38 +285,193 @@ fn records_in(kind: CifarKind, path: &Path, size: u64) -> Result<usize, DataErro
 }
 
 /// torchvision's CIFAR download (`cifar-10-batches-py`, `cifar-100-python`): Python pickles of
-/// dicts with `data` (a uint8 array of N x 3072, planes as in the binary format) and `labels` or
-/// `coarse_labels`.
+/// dicts with `data` (a uint8 numpy array of N x 3072, planes as in the binary format) and
+/// `labels` (CIFAR-10) or `coarse_labels` (CIFAR-100).
 #[derive(Debug, Clone)]
 pub struct CifarPython {
     pub kind: CifarKind,
     pub dir: PathBuf,
+    /// Each file with its number of images.
+    files: Vec<(PathBuf, usize)>,
+}
+
+/// One pickle file's content: pixel rows and checked labels.
+struct PythonBatch {
+    data: Vec<u8>,
+    labels: Vec<i64>,
 }
 
 impl CifarPython {
+    /// Reads every pickle once to check it.
     pub fn open(kind: CifarKind, dir: &Path) -> Result<CifarPython, DataError> {
-        Err(DataError::NotSupported {
-            name: format!("{} (python pickles in {})", kind.name(), dir.display()),
+        let mut files = Vec::new();
+        for name in kind.python_files() {
+            let path = dir.join(name);
+            let batch = read_python_batch(kind, &path)?;
+            files.push((path, batch.labels.len()));
+        }
+        Ok(CifarPython {
+            kind,
+            dir: dir.to_path_buf(),
+            files,
         })
     }
 
     pub fn len(&self) -> usize {
-        0
+        self.files.iter().map(|(_, n)| n).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        true
+        self.len() == 0
     }
 
-    pub fn load(&self, _threads: usize, _progress: ProgressFn<'_>) -> Result<ImageSet, DataError> {
-        Err(DataError::NotSupported {
-            name: self.kind.name().into(),
+    /// Reads and decodes every image on `threads` threads.
+    pub fn load(&self, threads: usize, progress: ProgressFn<'_>) -> Result<ImageSet, DataError> {
+        let total = self.len();
+        let name = self.kind.name();
+        let mut images = Vec::with_capacity(total);
+        let mut labels = Vec::with_capacity(total);
+        for (path, _) in &self.files {
+            let batch = read_python_batch(self.kind, path)?;
+            let before = images.len();
+            let decoded = decode_all(
+                batch.labels.len(),
+                threads,
+                |i| {
+                    Ok::<_, DataError>(square_planes_to_rgb(
+                        &batch.data[i * PIXELS..(i + 1) * PIXELS],
+                        SIDE,
+                        PlaneOrder::RowMajor,
+                    ))
+                },
+                |done| {
+                    progress(DecodeProgress {
+                        dataset: name,
+                        done: before + done,
+                        total,
+                    })
+                },
+            )?;
+            images.extend(decoded);
+            labels.extend(batch.labels);
+        }
+        Ok(ImageSet {
+            name: name.to_string(),
+            images,
+            labels,
+            class_names: self
+                .kind
+                .class_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         })
     }
 
-    pub fn image(&self, _index: usize) -> Result<(RgbImage, i64), DataError> {
-        Err(DataError::NotSupported {
+    /// Image `index` of the training set (train, then test) and its label; reads one file.
+    pub fn image(&self, index: usize) -> Result<(RgbImage, i64), DataError> {
+        let mut local = index;
+        for (path, n) in &self.files {
+            if local < *n {
+                let batch = read_python_batch(self.kind, path)?;
+                let row = batch
+                    .data
+                    .get(local * PIXELS..(local + 1) * PIXELS)
+                    .ok_or_else(|| DataError::Read {
+                        path: path.clone(),
+                        reason: "the file changed while it was read".into(),
+                    })?;
+                let img = square_planes_to_rgb(row, SIDE, PlaneOrder::RowMajor);
+                return Ok((img, batch.labels[local]));
+            }
+            local -= n;
+        }
+        Err(DataError::IndexOutOfRange {
             name: self.kind.name().into(),
+            index,
+            len: self.len(),
         })
     }
+}
+
+fn read_python_batch(kind: CifarKind, path: &Path) -> Result<PythonBatch, DataError> {
+    let bad = |reason: String| DataError::BadFormat {
+        path: path.into(),
+        format: "CIFAR python batch",
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| DataError::read(path, e))?;
+    let value = crate::pickle::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if value.dict_items().is_none() {
+        return Err(bad(format!("expected a dict, found {}", value.describe())));
+    }
+    let data = value
+        .get("data")
+        .ok_or_else(|| bad("no `data` entry".into()))?;
+    let array = crate::pickle::numpy_array(data)
+        .ok_or_else(|| bad(format!("`data` is {}, not a numpy array", data.describe())))?;
+    if !array.dtype.ends_with("u1")
+        || array.fortran_order
+        || array.shape.len() != 2
+        || array.shape[1] != PIXELS
+    {
+        return Err(bad(format!(
+            "`data` is a {} array of shape {:?}{}, expected uint8 of shape [N, {PIXELS}]",
+            array.dtype,
+            array.shape,
+            if array.fortran_order {
+                " (Fortran order)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let n = array.shape[0];
+    let key = match kind {
+        CifarKind::Cifar10 => "labels",
+        CifarKind::Cifar100 => "coarse_labels",
+    };
+    let raw = value
+        .get(key)
+        .ok_or_else(|| bad(format!("no `{key}` entry")))?;
+    let labels = python_ints(raw).ok_or_else(|| {
+        bad(format!(
+            "`{key}` is {}, not a list of integers",
+            raw.describe()
+        ))
+    })?;
+    if labels.len() != n {
+        return Err(bad(format!(
+            "`data` holds {n} images but `{key}` holds {} labels",
+            labels.len()
+        )));
+    }
+    let classes = kind.class_names().len() as i64;
+    if let Some((record, &label)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| !(0..classes).contains(*l))
+    {
+        return Err(DataError::BadLabel {
+            path: path.into(),
+            record,
+            label,
+            allowed: match kind {
+                CifarKind::Cifar10 => "0 to 9",
+                CifarKind::Cifar100 => "coarse labels 0 to 19",
+            },
+        });
+    }
+    if n == 0 {
+        return Err(DataError::EmptyFile { path: path.into() });
+    }
+    Ok(PythonBatch {
+        data: array.data,
+        labels,
+    })
+}
+
+/// A list or tuple of ints (how the CIFAR pickles store labels).
+fn python_ints(v: &crate::pickle::Value) -> Option<Vec<i64>> {
+    v.as_seq()?.iter().map(|x| x.as_int()).collect()
 }

@@ -52,8 +52,6 @@ impl ImageSet {
 pub enum DataError {
     #[error("unknown dataset `{0}`; known: {known} (or folder:PATH for an image folder)", known = catalog::known_names())]
     Unknown(String),
-    #[error("dataset `{name}` is not available yet in this build of cdw")]
-    NotSupported { name: String },
     #[error("dataset `{name}` not found: looked for {looked}; {hint}")]
     Missing {
         name: String,

@@ -318,3 +318,86 @@ pub fn md5_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A protocol-2 pickle laid out as the official CIFAR python batches are (written by Python 2:
+/// str keys as SHORT_BINSTRING, `data` a numpy uint8 array of N x 3072 rebuilt by
+/// `numpy.core.multiarray._reconstruct`, labels as lists of small ints).
+pub fn cifar_python_batch(label_lists: &[(&str, Vec<u8>)], data: &[u8], n: usize) -> Vec<u8> {
+    fn short_str(out: &mut Vec<u8>, s: &[u8]) {
+        out.push(b'U');
+        out.push(s.len() as u8);
+        out.extend_from_slice(s);
+    }
+    let mut p = b"\x80\x02}(".to_vec();
+    short_str(&mut p, b"batch_label");
+    short_str(&mut p, b"testing batch 1 of 1");
+    for (key, labels) in label_lists {
+        short_str(&mut p, key.as_bytes());
+        p.extend_from_slice(b"](");
+        for &l in labels {
+            p.extend_from_slice(&[b'K', l]);
+        }
+        p.push(b'e');
+    }
+    short_str(&mut p, b"data");
+    p.extend_from_slice(
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01J",
+    );
+    p.extend_from_slice(&(n as u32).to_le_bytes());
+    p.extend_from_slice(b"M\x00\x0c\x86cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89T");
+    p.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    p.extend_from_slice(data);
+    p.extend_from_slice(b"tbu.");
+    p
+}
+
+/// Writes `cifar-10-batches-py` holding the same images and labels as
+/// [`write_cifar10_binary`] with the same counts.
+pub fn write_cifar10_python(root: &Path, counts: [usize; 6]) -> std::path::PathBuf {
+    let dir = root.join("cifar-10-batches-py");
+    std::fs::create_dir_all(&dir).unwrap();
+    let names = [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+    ];
+    let mut g = 0;
+    for (name, n) in names.iter().zip(counts) {
+        let mut data = Vec::new();
+        let mut labels = Vec::new();
+        for _ in 0..n {
+            labels.push(cifar10_label(g));
+            data.extend(planes(g, 32, false));
+            g += 1;
+        }
+        std::fs::write(
+            dir.join(name),
+            cifar_python_batch(&[("labels", labels)], &data, n),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// Writes `cifar-100-python` with `train` and `test` images labelled as [`cifar100_labels`].
+pub fn write_cifar100_python(root: &Path, train: usize, test: usize) -> std::path::PathBuf {
+    let dir = root.join("cifar-100-python");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut g = 0;
+    for (name, n) in [("train", train), ("test", test)] {
+        let (mut data, mut coarse, mut fine) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..n {
+            let (c, f) = cifar100_labels(g);
+            coarse.push(c);
+            fine.push(f);
+            data.extend(planes(g, 32, false));
+            g += 1;
+        }
+        let lists = [("fine_labels", fine), ("coarse_labels", coarse)];
+        std::fs::write(dir.join(name), cifar_python_batch(&lists, &data, n)).unwrap();
+    }
+    dir
+}
