@@ -196,8 +196,9 @@ impl Drop for EpochBatches {
     }
 }
 
-/// The values of a tensor made by `Tensor::empty` on the CPU with kind `Float`, to be written in
-/// place. Holding `&mut` of the tensor keeps other users of this handle out while the slice lives.
+/// The values of a tensor just made by `Tensor::empty` on the CPU with kind `Float`, to be written
+/// in place. Only for fresh tensors whose storage nothing else shares: holding `&mut` of the one
+/// handle then keeps every other reader and writer out while the slice lives.
 fn values_mut(t: &mut Tensor) -> &mut [f32] {
     assert!(
         t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous(),
@@ -207,9 +208,11 @@ fn values_mut(t: &mut Tensor) -> &mut [f32] {
     if n == 0 {
         return &mut [];
     }
-    // SAFETY: the tensor is contiguous f32 on the CPU, so its data pointer addresses `n`
-    // initialisable f32 values; the tensor (a fresh `empty` whose storage no other tensor
-    // shares) outlives the returned borrow, which is tied to `&mut t`.
+    // SAFETY: the tensor is contiguous f32 on the CPU, so its data pointer addresses `n` aligned
+    // f32 values, alive as long as the tensor, which outlives the borrow tied to `&mut t`. Its
+    // storage is shared with nothing (see above). `empty` leaves the values as the allocator
+    // gave them, but every bit pattern is a valid f32, and `batch` writes each value before
+    // anything reads it.
     unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) }
 }
 
