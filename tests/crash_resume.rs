@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const EPOCHS: i64 = 4;
+const EPOCHS: i64 = 6;
 
 fn train_cmd(records: &Path, checkpoints: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cdw"));
@@ -31,6 +31,34 @@ fn train_cmd(records: &Path, checkpoints: &Path) -> Command {
 }
 
 const RUN: &str = "shapes/bs8_lr0.0003_ResNet18";
+const STEPS_PER_EPOCH: i64 = 2;
+
+/// Follows a child's JSON-lines stdout: sends the start epoch of its `started` event, then one
+/// message per `step` event.
+fn step_events(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<i64> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let msg = match v["event"].as_str() {
+                Some("started") => v["start_epoch"].as_i64(),
+                Some("step") => Some(0),
+                _ => None,
+            };
+            if let Some(m) = msg {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
 
 /// (epoch, instance, feature, total) rows of a run's metrics.csv.
 fn metrics(records: &Path) -> Vec<(i64, f64, f64, f64)> {
@@ -87,7 +115,7 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_history() {
             started.elapsed() < Duration::from_secs(900),
             "the run did not complete after kills at {kills:?}"
         );
-        let mut child = train_cmd(&rec, &ck).spawn().unwrap();
+        let mut child = train_cmd(&rec, &ck).stdout(Stdio::piped()).spawn().unwrap();
         if !checked_lock {
             // While this training holds the run, a second one is refused with a clear message.
             let lock = rec.join(RUN).join("lock");
@@ -104,34 +132,39 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_history() {
             );
             checked_lock = true;
         }
-        let kill_after = if kills.len() < 3 {
-            Some(Duration::from_secs_f64(0.5 + 7.5 * rng.next_f64()))
-        } else {
-            None
-        };
-        let deadline = kill_after.map(|d| Instant::now() + d);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break Some(s);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                break None;
-            }
-            sleep(Duration::from_millis(10));
-        };
-        match status {
-            None => kills.push(kill_after.unwrap()),
-            Some(s) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
+        // Kill moments are chosen in steps of this run (after a random number of step events,
+        // plus a random delay that sometimes lands in a checkpoint write), so they fall inside
+        // the run however fast the machine is.
+        let events = step_events(&mut child);
+        let status = if kills.len() < 3 {
+            let started = events
+                .recv_timeout(Duration::from_secs(120))
+                .expect("a started event");
+            let remaining = (EPOCHS - started + 1) * STEPS_PER_EPOCH;
+            let target = 1 + (rng.next_f64() * (remaining / 2) as f64) as i64;
+            let mut seen = 0;
+            while seen < target {
+                match events.recv_timeout(Duration::from_secs(120)) {
+                    Ok(_) => seen += 1,
+                    Err(e) => panic!("no step event from the training ({e}) after {seen} steps"),
                 }
-                assert!(s.success(), "resumed run failed: {err}");
-                break;
             }
+            sleep(Duration::from_millis((rng.next_f64() * 60.0) as u64));
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            kills.push((started, target));
+            None
+        } else {
+            Some(child.wait().unwrap())
+        };
+        if let Some(s) = status {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            assert!(s.success(), "resumed run failed: {err}");
+            break;
         }
     }
     eprintln!("killed after {kills:?}");

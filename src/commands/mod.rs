@@ -1,6 +1,7 @@
 //! The command-line interface: argument definitions and the headless commands. The binary's
 //! `main` only parses arguments and hands off to [`run`].
 
+pub mod bench;
 pub mod datasets;
 mod info;
 mod interchange;
@@ -36,6 +37,8 @@ pub enum Command {
     Export(ExportArgs),
     /// List, download, check and sample the datasets.
     Datasets(datasets::DatasetsCmd),
+    /// Measure parts of cdw on this machine: `cdw bench data`.
+    Bench(bench::BenchCmd),
 }
 
 /// Where the configuration comes from.
@@ -172,6 +175,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => interchange::import(&args).map(|_| ExitCode::SUCCESS),
         Command::Export(args) => interchange::export(&args).map(|_| ExitCode::SUCCESS),
         Command::Datasets(c) => datasets::run(c),
+        Command::Bench(c) => bench::run(&c).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -521,7 +521,8 @@ pub(crate) fn gaussian_blur(img: &mut [f32], size: usize, kernel: &[f32; BLUR_KE
 }
 
 /// One axis of a separable resize: output `i` is the weighted sum of the inputs
-/// `start[i] .. start[i] + len[i]`, with weights at `weights[i * stride..]`.
+/// `start[i] .. start[i] + len[i]`, with weights at `weights[i * stride..]`, followed by zeros
+/// up to the next output's (which [`sum_pixel_taps`] relies on).
 struct AxisFilter {
     start: Vec<usize>,
     len: Vec<usize>,
@@ -582,6 +583,67 @@ impl AxisFilter {
     }
 }
 
+/// Output pixels whose taps [`sum_pixel_taps`] sums side by side: independent chains of adds
+/// keep the vector units busy.
+const PIXEL_GROUP: usize = 4;
+
+/// The horizontal-pass sums of `outputs`: for each, `sum_j w_j * line[3 * (start + j) + k]` for
+/// k = 0, 1, 2 (and a fourth, meaningless lane), added in tap order, so every channel gets the
+/// bits of a plain one-channel loop. The outputs are summed over the longest tap list of the
+/// group: past its own list an output's weights are 0 (AxisFilter pads them), and adding +0 to
+/// a sum of non-negative terms leaves it as it is. `line` holds the row as f32 and enough zeros
+/// after it for the longest reach, `3 * (start + stride) + 4` values.
+#[inline(always)]
+fn sum_pixel_taps(
+    line: &[f32],
+    filter: &AxisFilter,
+    outputs: [usize; PIXEL_GROUP],
+) -> [[f32; 4]; PIXEL_GROUP] {
+    let n = outputs.iter().map(|&i| filter.len[i]).max().unwrap_or(0);
+    let starts = outputs.map(|i| 3 * filter.start[i]);
+    let weights = outputs.map(|i| &filter.weights[i * filter.stride..][..n]);
+    for s in starts {
+        assert!(s + 3 * n < line.len(), "row buffer too short for its taps");
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_set1_ps, _mm_setzero_ps, _mm_storeu_ps,
+        };
+        // SAFETY: SSE is part of x86-64. Every load reads `line[s + 3j .. s + 3j + 4]` with
+        // j < n, so below s + 3n + 1 <= line.len() by the assertion above.
+        unsafe {
+            let mut acc = [_mm_setzero_ps(); PIXEL_GROUP];
+            // `j` indexes four weight lists and four places in the row.
+            #[allow(clippy::needless_range_loop)]
+            for j in 0..n {
+                for g in 0..PIXEL_GROUP {
+                    let p = _mm_loadu_ps(line.as_ptr().add(starts[g] + 3 * j));
+                    let w = _mm_set1_ps(weights[g][j]);
+                    acc[g] = _mm_add_ps(acc[g], _mm_mul_ps(w, p));
+                }
+            }
+            let mut out = [[0.0f32; 4]; PIXEL_GROUP];
+            for (o, a) in out.iter_mut().zip(acc) {
+                _mm_storeu_ps(o.as_mut_ptr(), a);
+            }
+            out
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut out = [[0.0f32; 4]; PIXEL_GROUP];
+        for (g, o) in out.iter_mut().enumerate() {
+            for (j, &w) in weights[g].iter().enumerate() {
+                for (a, &v) in o.iter_mut().zip(&line[starts[g] + 3 * j..][..4]) {
+                    *a += w * v;
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Resizes the `crop` of `img` to `size` x `size` into CHW `out` / 255, mirrored left-right when
 /// `flip`: horizontal pass from the 8-bit rows into f32 planes, then the vertical pass.
 #[inline(always)]
@@ -597,7 +659,12 @@ fn resize_region(img: &RgbImage, crop: Crop, size: usize, flip: bool, out: &mut 
     let row_bytes = img.width() as usize * 3;
     let raw = img.as_raw();
 
-    // Horizontal pass: crop rows -> planes [3][ch][size].
+    // Horizontal pass: crop rows -> planes [3][ch][size]. Each row is first widened to f32 (R, G,
+    // B interleaved, padded with zeros), so that a pixel reads as one 4-lane vector (R, G, B and
+    // the next value, discarded) and [`sum_pixel_taps`] sums the three channels of four output
+    // pixels side by side.
+    let pad = (horizontal.stride + 1) * 3 + 1;
+    let mut line = vec![0.0f32; cw * 3 + pad];
     let mut tmp = vec![0.0f32; 3 * ch * size];
     let (t_r, t_gb) = tmp.split_at_mut(ch * size);
     let (t_g, t_b) = t_gb.split_at_mut(ch * size);
@@ -605,18 +672,19 @@ fn resize_region(img: &RgbImage, crop: Crop, size: usize, flip: bool, out: &mut 
         .chunks_exact_mut(size)
         .zip(t_g.chunks_exact_mut(size))
         .zip(t_b.chunks_exact_mut(size));
+    let tap_of = |x: usize| if flip { size - 1 - x } else { x };
     for (y, ((o_r, o_g), o_b)) in rows.enumerate() {
         let src = &raw[(crop.y as usize + y) * row_bytes + crop.x as usize * 3..][..cw * 3];
-        let outs = o_r.iter_mut().zip(o_g.iter_mut()).zip(o_b.iter_mut());
-        for (x, ((o_r, o_g), o_b)) in outs.enumerate() {
-            let (start, w) = horizontal.taps(if flip { size - 1 - x } else { x });
-            let (mut r, mut g, mut b) = (0.0f32, 0.0f32, 0.0f32);
-            for (p, &w) in src[start * 3..][..w.len() * 3].chunks_exact(3).zip(w) {
-                r += w * f32::from(p[0]);
-                g += w * f32::from(p[1]);
-                b += w * f32::from(p[2]);
+        for (l, &v) in line.iter_mut().zip(src) {
+            *l = f32::from(v);
+        }
+        for x in (0..size).step_by(PIXEL_GROUP) {
+            let outputs: [usize; PIXEL_GROUP] =
+                std::array::from_fn(|g| tap_of((x + g).min(size - 1)));
+            let sums = sum_pixel_taps(&line, &horizontal, outputs);
+            for (g, s) in sums.iter().enumerate().take(size - x) {
+                (o_r[x + g], o_g[x + g], o_b[x + g]) = (s[0], s[1], s[2]);
             }
-            (*o_r, *o_g, *o_b) = (r, g, b);
         }
     }
 
@@ -736,6 +804,72 @@ mod tests {
         for (a, b) in plain_out.chunks_exact(11).zip(flipped.chunks_exact(11)) {
             let mirrored: Vec<f32> = a.iter().rev().copied().collect();
             assert_eq!(mirrored, b);
+        }
+    }
+
+    /// The resize as first written, one channel at a time: the faster horizontal pass must give
+    /// the same bits.
+    fn resize_reference(img: &RgbImage, crop: Crop, size: usize, flip: bool) -> Vec<f32> {
+        let (cw, ch) = (crop.w as usize, crop.h as usize);
+        let horizontal = AxisFilter::bilinear(cw, size, 1.0 / 255.0);
+        let vertical = AxisFilter::bilinear(ch, size, 1.0);
+        let mut tmp = vec![0.0f32; 3 * ch * size];
+        for y in 0..ch {
+            for x in 0..size {
+                let (start, w) = horizontal.taps(if flip { size - 1 - x } else { x });
+                for k in 0..3 {
+                    let mut acc = 0.0f32;
+                    for (j, &w) in w.iter().enumerate() {
+                        let px = img.get_pixel(crop.x + (start + j) as u32, crop.y + y as u32);
+                        acc += w * f32::from(px[k]);
+                    }
+                    tmp[(k * ch + y) * size + x] = acc;
+                }
+            }
+        }
+        let mut out = vec![0.0f32; 3 * size * size];
+        for k in 0..3 {
+            for y in 0..size {
+                let (start, w) = vertical.taps(y);
+                for x in 0..size {
+                    let mut acc = 0.0f32;
+                    for (j, &w) in w.iter().enumerate() {
+                        acc += w * tmp[(k * ch + start + j) * size + x];
+                    }
+                    out[(k * size + y) * size + x] = unit(acc);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn resize_gives_the_bits_of_the_one_channel_at_a_time_reference() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let img = RgbImage::from_fn(61, 47, |_, _| image::Rgb(rng.gen()));
+        for _ in 0..300 {
+            let w = rng.gen_range(1..=61);
+            let h = rng.gen_range(1..=47);
+            let crop = Crop {
+                x: rng.gen_range(0..=61 - w),
+                y: rng.gen_range(0..=47 - h),
+                w,
+                h,
+            };
+            let size = *[1usize, 7, 16, 33, 80].choose(&mut rng).unwrap();
+            let flip = rng.gen();
+            let want = resize_reference(&img, crop, size, flip);
+            let mut got = vec![0.0; 3 * size * size];
+            resize_region(&img, crop, size, flip, &mut got);
+            assert_eq!(got, want, "{crop:?} -> {size}, flip {flip}");
+            // The same through `render`, AVX2 where the CPU has it.
+            let aug = Augment {
+                image_size: size as u32,
+                s: 1.0,
+                blur: false,
+            };
+            aug.render(&img, &plain(crop, flip), &mut got);
+            assert_eq!(got, want, "render {crop:?} -> {size}, flip {flip}");
         }
     }
 
@@ -1214,6 +1348,94 @@ mod tests {
     fn thread_cpu_ns() -> Option<f64> {
         let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
         stat.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Where a view's time goes, stage by stage (AVX2 builds of each stage, as `render` runs
+    /// them): `cargo test --release stage_profile -- --ignored --nocapture`.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    #[ignore]
+    fn stage_profile() {
+        #[target_feature(enable = "avx2")]
+        fn resize(img: &RgbImage, crop: Crop, size: usize, flip: bool, out: &mut [f32]) {
+            resize_region(img, crop, size, flip, out);
+        }
+        #[target_feature(enable = "avx2")]
+        fn colour(op: ColorOp, out: &mut [f32]) {
+            op.apply(out);
+        }
+        #[target_feature(enable = "avx2")]
+        fn gray(out: &mut [f32]) {
+            grayscale(out);
+        }
+        #[target_feature(enable = "avx2")]
+        fn blur(out: &mut [f32], size: usize, sigma: f32) {
+            gaussian_blur(out, size, &gaussian_kernel(sigma));
+        }
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let cases = [
+            ("32 -> 224", colourful(32, 32), 224usize, 400),
+            ("500x375 -> 224", colourful(500, 375), 224, 200),
+            ("32 -> 32", colourful(32, 32), 32, 20_000),
+        ];
+        for (what, img, size, n) in cases {
+            let aug = Augment {
+                image_size: size as u32,
+                s: 1.0,
+                blur: true,
+            };
+            let mut rng = ChaCha8Rng::seed_from_u64(8);
+            let mut out = vec![0.0; aug.view_len()];
+            // resize, brightness, contrast, saturation, hue, grayscale, blur: ns in total, count.
+            let mut stages = [(0.0f64, 0usize); 7];
+            let mut timed = |k: usize, f: &mut dyn FnMut()| {
+                let t = thread_cpu_ns().unwrap_or(0.0);
+                f();
+                stages[k].0 += thread_cpu_ns().unwrap_or(0.0) - t;
+                stages[k].1 += 1;
+            };
+            for _ in 0..n {
+                let p = aug.sample(img.width(), img.height(), &mut rng);
+                // SAFETY (all calls below): AVX2 checked above.
+                timed(0, &mut || unsafe {
+                    resize(&img, p.crop, size, p.flip, &mut out)
+                });
+                for op in p.jitter.iter().flatten() {
+                    let k = match op {
+                        ColorOp::Brightness(_) => 1,
+                        ColorOp::Contrast(_) => 2,
+                        ColorOp::Saturation(_) => 3,
+                        ColorOp::Hue(_) => 4,
+                    };
+                    timed(k, &mut || unsafe { colour(*op, &mut out) });
+                }
+                if p.grayscale {
+                    timed(5, &mut || unsafe { gray(&mut out) });
+                }
+                if let Some(sigma) = p.blur_sigma {
+                    timed(6, &mut || unsafe { blur(&mut out, size, sigma) });
+                }
+            }
+            let names = [
+                "resize",
+                "brightness",
+                "contrast",
+                "saturation",
+                "hue",
+                "grayscale",
+                "blur",
+            ];
+            println!("{what} ({n} views), CPU us per view where applied [per view overall]:");
+            for (name, (ns, count)) in names.iter().zip(stages) {
+                println!(
+                    "  {name:<10} {:>8.1} [{:>7.1}]",
+                    ns / 1e3 / count.max(1) as f64,
+                    ns / 1e3 / f64::from(n)
+                );
+            }
+        }
     }
 
     /// Views per second on one thread:

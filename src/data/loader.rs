@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 
 use super::augment::Augment;
 use super::ImageSet;
@@ -78,28 +78,35 @@ impl Loader {
         order
     }
 
-    /// Builds batch `index` of an epoch whose image order is `order`.
+    /// Builds batch `index` of an epoch whose image order is `order`. The views are rendered
+    /// straight into the batch tensors' memory: no staging buffer, no copy.
     pub fn batch(&self, epoch: i64, order: &[usize], index: usize) -> Batch {
         let b = self.batch_size;
         let len = self.augment.view_len();
         let s = self.augment.image_size as i64;
-        let mut v1 = vec![0f32; b * len];
-        let mut v2 = vec![0f32; b * len];
+        let shape = [b as i64, 3, s, s];
+        let mut view1 = Tensor::empty(shape, (Kind::Float, Device::Cpu));
+        let mut view2 = Tensor::empty(shape, (Kind::Float, Device::Cpu));
+        advise_huge_pages(&view1);
+        advise_huge_pages(&view2);
         let mut labels = Vec::with_capacity(b);
         let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, epoch as u64, index as u64));
-        for (j, &i) in order[index * b..(index + 1) * b].iter().enumerate() {
+        let (v1, v2) = (values_mut(&mut view1), values_mut(&mut view2));
+        let images = order[index * b..(index + 1) * b].iter();
+        for ((&i, out1), out2) in images
+            .zip(v1.chunks_exact_mut(len))
+            .zip(v2.chunks_exact_mut(len))
+        {
+            // Every value of both views is written (the augmentation fills its whole output).
             let img = &self.set.images[i];
-            self.augment
-                .view(img, &mut rng, &mut v1[j * len..(j + 1) * len]);
-            self.augment
-                .view(img, &mut rng, &mut v2[j * len..(j + 1) * len]);
+            self.augment.view(img, &mut rng, out1);
+            self.augment.view(img, &mut rng, out2);
             labels.push(self.set.labels[i]);
         }
-        let shape = [b as i64, 3, s, s];
         Batch {
             index,
-            view1: Tensor::from_slice(&v1).reshape(shape),
-            view2: Tensor::from_slice(&v2).reshape(shape),
+            view1,
+            view2,
             labels,
         }
     }
@@ -189,6 +196,52 @@ impl Drop for EpochBatches {
     }
 }
 
+/// The values of a tensor just made by `Tensor::empty` on the CPU with kind `Float`, to be written
+/// in place. Only for fresh tensors whose storage nothing else shares: holding `&mut` of the one
+/// handle then keeps every other reader and writer out while the slice lives.
+fn values_mut(t: &mut Tensor) -> &mut [f32] {
+    assert!(
+        t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous(),
+        "values_mut needs a contiguous f32 CPU tensor"
+    );
+    let n = t.numel();
+    if n == 0 {
+        return &mut [];
+    }
+    // SAFETY: the tensor is contiguous f32 on the CPU, so its data pointer addresses `n` aligned
+    // f32 values, alive as long as the tensor, which outlives the borrow tied to `&mut t`. Its
+    // storage is shared with nothing (see above). `empty` leaves the values as the allocator
+    // gave them, but every bit pattern is a valid f32, and `batch` writes each value before
+    // anything reads it.
+    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) }
+}
+
+/// Asks the kernel to back the (not yet touched) memory of a large tensor with transparent huge
+/// pages. A 224 px batch is 77 MB per view, freshly allocated for every batch: with 4 KiB pages
+/// filling it costs ~19,000 page faults, a third of the pipeline's time at 224 px on a 2-core
+/// machine. Only advice: where THP is off (or not Linux) nothing changes.
+fn advise_huge_pages(t: &Tensor) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = t.numel() * t.kind().elt_size_in_bytes();
+        if bytes < 2 * HUGE {
+            return;
+        }
+        let start = t.data_ptr() as usize;
+        let (lo, hi) = (start.next_multiple_of(HUGE), (start + bytes) / HUGE * HUGE);
+        if hi > lo {
+            // SAFETY: [lo, hi) lies inside the tensor's allocation; MADV_HUGEPAGE changes how
+            // pages are backed, never their contents, and a failure is harmless.
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = t;
+}
+
 /// A 64-bit mix of the seed and two counters (splitmix64 finaliser), for per-batch RNG streams.
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
     let mut z =
@@ -254,6 +307,43 @@ mod tests {
         assert_eq!(o, (0..50).collect::<Vec<_>>());
         let b = l.epoch(1, 0).next().unwrap();
         assert!(!b.view1.equal(&b.view2));
+    }
+
+    #[test]
+    fn a_batch_holds_both_views_of_its_images_in_order() {
+        let l = loader(1);
+        let order = l.order(3);
+        let batch = l.batch(3, &order, 2);
+        assert_eq!(batch.view1.kind(), Kind::Float);
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(9, 3, 2));
+        let mut want = vec![0.0f32; l.augment.view_len()];
+        for (j, &i) in order[16..24].iter().enumerate() {
+            assert_eq!(batch.labels[j], l.set.labels[i]);
+            for view in [&batch.view1, &batch.view2] {
+                l.augment.view(&l.set.images[i], &mut rng, &mut want);
+                let got = Vec::<f32>::try_from(view.get(j as i64).flatten(0, -1)).unwrap();
+                assert_eq!(got, want, "image {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn large_batches_are_rendered_in_place_too() {
+        // 2 x 64 x 3 x 128 x 128 f32 = 25 MB per view: past the huge-page advice threshold.
+        let (set, _) = shapes::generate(64, 16, 2);
+        let aug = Augment {
+            image_size: 128,
+            s: 1.0,
+            blur: false,
+        };
+        let l = Loader::new(Arc::new(set), aug, 64, 1, 1, 4);
+        let b = l.epoch(1, 0).next().unwrap();
+        assert_eq!(b.view1.size(), [64, 3, 128, 128]);
+        let (lo, hi) = (
+            b.view2.min().double_value(&[]),
+            b.view2.max().double_value(&[]),
+        );
+        assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && hi > lo);
     }
 
     #[test]
