@@ -26,6 +26,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
     let mut log =
         RunLog::start(RunDir::for_config(&args.records, &cfg), &cfg).map_err(Failure::runtime)?;
     let run_path = log.dir().path.clone();
+    trainer.evaluator.tsne_dir = Some(log.dir().tsne_dir());
     let mut console = reporter_for_stdout(args.json);
     let result = {
         let mut fan = Fanout(vec![console.as_mut(), &mut log]);

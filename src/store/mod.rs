@@ -1,7 +1,8 @@
 //! Run directories and the files a run leaves behind: the resolved config, the per-epoch metrics
 //! CSV, the append-only event log (JSON lines another process can follow), and the run status.
 //!
-//! Layout: `<records>/<dataset>/<experiment>/{config.yaml, metrics.csv, events.jsonl, status.json}`.
+//! Layout: `<records>/<dataset>/<experiment>/{config.yaml, metrics.csv, evaluation.csv, events.jsonl,
+//! status.json, tsne/}`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -15,6 +16,9 @@ use crate::events::{Event, Reporter};
 /// Columns of `metrics.csv`, one row per completed epoch.
 pub const METRICS_HEADER: &str =
     "epoch,instance_loss,feature_loss,total_loss,lr,seconds,images_per_sec";
+
+/// Columns of `evaluation.csv`, one row per evaluated epoch (SPEC 2.6).
+pub const EVALUATION_HEADER: &str = "epoch,samples,clusters,nmi_backbone,ari_backbone,acc_backbone,nmi_feature,ari_feature,acc_feature,best_nmi_backbone,best_ari_backbone,best_acc_backbone,best_nmi_feature,best_ari_feature,best_acc_feature,seconds";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,6 +81,13 @@ impl RunDir {
     pub fn metrics_path(&self) -> PathBuf {
         self.path.join("metrics.csv")
     }
+    pub fn evaluation_path(&self) -> PathBuf {
+        self.path.join("evaluation.csv")
+    }
+    /// Folder of the t-SNE pictures and their points.
+    pub fn tsne_dir(&self) -> PathBuf {
+        self.path.join("tsne")
+    }
     pub fn events_path(&self) -> PathBuf {
         self.path.join("events.jsonl")
     }
@@ -138,6 +149,7 @@ pub struct RunLog {
     dir: RunDir,
     events: BufWriter<File>,
     metrics: BufWriter<File>,
+    evaluation: BufWriter<File>,
     status: RunStatus,
     error: Option<StoreError>,
 }
@@ -162,6 +174,13 @@ impl RunLog {
                 path: dir.metrics_path(),
                 source,
             })?;
+        let mut evaluation = BufWriter::new(open(dir.evaluation_path())?);
+        writeln!(evaluation, "{EVALUATION_HEADER}")
+            .and_then(|_| evaluation.flush())
+            .map_err(|source| StoreError::Write {
+                path: dir.evaluation_path(),
+                source,
+            })?;
         let status = RunStatus {
             state: RunState::Running,
             experiment: cfg.experiment_name(),
@@ -176,6 +195,7 @@ impl RunLog {
             dir,
             events,
             metrics,
+            evaluation,
             status,
             error: None,
         })
@@ -205,6 +225,31 @@ impl RunLog {
                 "{epoch},{instance_loss},{feature_loss},{total_loss},{lr},{seconds:.3},{images_per_sec:.1}"
             )?;
             self.metrics.flush()?;
+        }
+        if let Event::Evaluation {
+            epoch,
+            samples,
+            clusters,
+            nmi_backbone,
+            ari_backbone,
+            acc_backbone,
+            nmi_feature,
+            ari_feature,
+            acc_feature,
+            best_nmi_backbone,
+            best_ari_backbone,
+            best_acc_backbone,
+            best_nmi_feature,
+            best_ari_feature,
+            best_acc_feature,
+            seconds,
+        } = event
+        {
+            writeln!(
+                self.evaluation,
+                "{epoch},{samples},{clusters},{nmi_backbone},{ari_backbone},{acc_backbone},{nmi_feature},{ari_feature},{acc_feature},{best_nmi_backbone},{best_ari_backbone},{best_acc_backbone},{best_nmi_feature},{best_ari_feature},{best_acc_feature},{seconds:.3}"
+            )?;
+            self.evaluation.flush()?;
         }
         Ok(())
     }
@@ -264,6 +309,39 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, StoreError> {
     Ok(rdr.deserialize().filter_map(Result::ok).collect())
 }
 
+/// One row of `evaluation.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EvaluationRow {
+    pub epoch: i64,
+    pub samples: usize,
+    pub clusters: usize,
+    pub nmi_backbone: f64,
+    pub ari_backbone: f64,
+    pub acc_backbone: f64,
+    pub nmi_feature: f64,
+    pub ari_feature: f64,
+    pub acc_feature: f64,
+    pub best_nmi_backbone: f64,
+    pub best_ari_backbone: f64,
+    pub best_acc_backbone: f64,
+    pub best_nmi_feature: f64,
+    pub best_ari_feature: f64,
+    pub best_acc_feature: f64,
+    pub seconds: f64,
+}
+
+/// Reads a run's `evaluation.csv`; a last line cut short by a crash is ignored.
+pub fn read_evaluations(path: &Path) -> Result<Vec<EvaluationRow>, StoreError> {
+    let text = fs::read_to_string(path).map_err(|source| StoreError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    Ok(rdr.deserialize().filter_map(Result::ok).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +376,45 @@ mod tests {
         assert_eq!(status.state, RunState::Finished);
         let snapshot = fs::read_to_string(dir.config_path()).unwrap();
         assert!(snapshot.contains("batch_size: 64"));
+    }
+
+    #[test]
+    fn evaluations_go_to_their_own_csv() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = ConfigFile::builtin().resolve("shapes", &[]).unwrap();
+        let dir = RunDir::for_config(tmp.path(), &cfg);
+        let mut log = RunLog::start(dir.clone(), &cfg).unwrap();
+        log.report(&Event::Evaluation {
+            epoch: 3,
+            samples: 1024,
+            clusters: 4,
+            nmi_backbone: 0.5,
+            ari_backbone: 0.25,
+            acc_backbone: 0.75,
+            nmi_feature: 0.125,
+            ari_feature: -0.5,
+            acc_feature: 0.375,
+            best_nmi_backbone: 0.5,
+            best_ari_backbone: 0.25,
+            best_acc_backbone: 0.75,
+            best_nmi_feature: 0.25,
+            best_ari_feature: 0.0,
+            best_acc_feature: 0.5,
+            seconds: 1.5,
+        });
+        log.finish(RunState::Finished, None).unwrap();
+        let text = fs::read_to_string(dir.evaluation_path()).unwrap();
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "3,1024,4,0.5,0.25,0.75,0.125,-0.5,0.375,0.5,0.25,0.75,0.25,0,0.5,1.500"
+        );
+        let rows = read_evaluations(&dir.evaluation_path()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].epoch, rows[0].ari_feature, rows[0].best_nmi_feature),
+            (3, -0.5, 0.25)
+        );
+        assert_eq!(read_metrics(&dir.metrics_path()).unwrap().len(), 0);
     }
 
     #[test]
