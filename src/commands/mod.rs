@@ -1,6 +1,7 @@
 //! The command-line interface: argument definitions and the headless commands. The binary's
 //! `main` only parses arguments and hands off to [`run`].
 
+mod evaluate;
 mod info;
 mod train;
 
@@ -27,6 +28,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Show the resolved configuration of a dataset, or the list of config fields.
     Config(ConfigCmd),
+    /// Cluster a model's embeddings of a dataset (k-means) and print NMI / ARI / ACC.
+    Evaluate(EvaluateArgs),
 }
 
 /// Where the configuration comes from.
@@ -59,6 +62,30 @@ pub struct TrainArgs {
     /// Print JSON lines even on a terminal.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Evaluate the model this run saved at epoch N.
+    #[arg(long, value_name = "N", conflicts_with = "model")]
+    pub epoch: Option<i64>,
+    /// Evaluate these weights (.safetensors with the reference parameter names).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Directory holding the run records (for --epoch and the t-SNE pictures).
+    #[arg(long, default_value = "records", value_name = "DIR")]
+    pub records: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write embeddings (h.npy, f.npy), labels, indices and k-means assignments as .npy files.
+    #[arg(long, value_name = "DIR")]
+    pub dump: Option<PathBuf>,
+    /// Also draw t-SNE maps of 1000 fixed images into the run's tsne/ folder.
+    #[arg(long)]
+    pub tsne: bool,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +138,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Info => info::run().map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args),
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),
+        Command::Evaluate(args) => evaluate::run(&args),
     };
     match result {
         Ok(code) => code,
