@@ -26,7 +26,7 @@ use crate::config::{Config, EvaluationMode};
 use crate::data::ImageSet;
 use crate::events::{Event, Reporter};
 use crate::model::CdNet;
-use crate::store::{write_atomic, StoreError};
+use crate::store::{write_atomic, EvaluationRow, StoreError};
 pub use embed::{embed, EmbedSettings, Embeddings};
 pub use kmeans::{kmeans, KMeansError, KMeansParams, KMeansResult};
 pub use metrics::{MetricsError, Scores};
@@ -275,6 +275,25 @@ impl Best {
     }
 }
 
+impl Best {
+    /// The best values recorded in a run's `evaluation.csv` (for a resumed run): those of its
+    /// last row, which are running maxima.
+    pub fn from_history(rows: &[EvaluationRow]) -> Option<Best> {
+        rows.last().map(|r| Best {
+            backbone: Scores {
+                nmi: r.best_nmi_backbone,
+                ari: r.best_ari_backbone,
+                acc: r.best_acc_backbone,
+            },
+            feature: Scores {
+                nmi: r.best_nmi_feature,
+                ari: r.best_ari_feature,
+                acc: r.best_acc_feature,
+            },
+        })
+    }
+}
+
 /// The event that reports `e` at `epoch`, with the best values so far.
 pub fn evaluation_event(epoch: i64, e: &Evaluation, best: &Best) -> Event {
     Event::Evaluation {
@@ -504,6 +523,25 @@ mod tests {
         let b = best.unwrap();
         assert_eq!(b.backbone, scores(0.35, 0.5, 0.5));
         assert_eq!(b.feature, scores(0.3, 0.2, 0.9));
+    }
+
+    #[test]
+    fn best_resumes_from_the_last_recorded_row() {
+        assert_eq!(Best::from_history(&[]), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("evaluation.csv");
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n1,10,2,0.1,0.1,0.5,0.2,0.2,0.6,0.1,0.1,0.5,0.2,0.2,0.6,1.0\n2,10,2,0.05,0.0,0.5,0.3,0.1,0.6,0.1,0.1,0.5,0.3,0.2,0.6,1.0\n",
+                crate::store::EVALUATION_HEADER
+            ),
+        )
+        .unwrap();
+        let rows = crate::store::read_evaluations(&path).unwrap();
+        let best = Best::from_history(&rows).unwrap();
+        assert_eq!(best.backbone, scores(0.1, 0.1, 0.5));
+        assert_eq!(best.feature, scores(0.3, 0.2, 0.6));
     }
 
     #[test]
