@@ -90,50 +90,54 @@ pub fn tsne(
     let lr = params
         .learning_rate
         .unwrap_or_else(|| (n as f64 / params.early_exaggeration / 4.0).max(50.0));
-    let mut update = Tensor::zeros([n, 2], (Kind::Float, device));
-    let mut gains = Tensor::ones([n, 2], (Kind::Float, device));
-    let mut best_error = f64::INFINITY;
-    let mut best_iter = 0;
-    let mut kl = f64::NAN;
-    let mut iterations = 0;
     let exaggerated = &p * params.early_exaggeration;
-    for it in 0..params.max_iter {
-        let exploring = it < params.exaggeration_iter;
-        let (p_now, momentum) = if exploring {
-            (&exaggerated, 0.5)
-        } else {
-            (&p, 0.8)
-        };
-        let check = (it + 1) % CHECK_EVERY == 0 || it + 1 == params.max_iter;
-        let (grad, error) = gradient(p_now, &y, check);
-        // Delta-bar-delta: grow the gain where the step keeps its direction.
-        let same_sign = (&update * &grad).lt(0.0);
-        gains = (&gains + 0.2)
-            .where_self(&same_sign, &(&gains * 0.8))
-            .clamp_min(0.01);
-        update = &update * momentum - (&grad * &gains) * lr;
-        y += &update;
-        iterations = it + 1;
-        if let Some(error) = error {
-            kl = error;
-            progress(iterations, params.max_iter);
-            let grad_norm = f64::try_from(grad.norm())?;
-            if error < best_error {
-                best_error = error;
-                best_iter = it;
-            } else if it - best_iter > params.iter_without_progress && !exploring {
-                break;
+    // Two phases as scikit-learn runs them: exploration with exaggerated P and momentum 0.5
+    // (left early once it stalls or its gradient vanishes), then the plain objective. Each phase
+    // starts with fresh momentum and gains.
+    let phases = [
+        (
+            &exaggerated,
+            0.5,
+            params.exaggeration_iter,
+            params.exaggeration_iter,
+        ),
+        (&p, 0.8, params.max_iter, params.iter_without_progress),
+    ];
+    let mut it = 0;
+    let mut kl = f64::NAN;
+    for (p_now, momentum, until, patience) in phases {
+        let mut update = Tensor::zeros([n, 2], (Kind::Float, device));
+        let mut gains = Tensor::ones([n, 2], (Kind::Float, device));
+        let mut best_error = f64::INFINITY;
+        let mut best_iter = it;
+        while it < until {
+            let check = (it + 1) % CHECK_EVERY == 0 || it + 1 == until;
+            let (grad, error) = gradient(p_now, &y, check);
+            // Delta-bar-delta: grow the gain where the step keeps its direction.
+            let same_sign = (&update * &grad).lt(0.0);
+            gains = (&gains + 0.2)
+                .where_self(&same_sign, &(&gains * 0.8))
+                .clamp_min(0.01);
+            let grad = grad * &gains;
+            update = &update * momentum - &grad * lr;
+            y += &update;
+            it += 1;
+            if let Some(error) = error {
+                kl = error;
+                progress(it, params.max_iter);
+                if error < best_error {
+                    best_error = error;
+                    best_iter = it;
+                } else if it - best_iter > patience {
+                    break;
+                }
+                if f64::try_from(grad.norm())? <= params.min_grad_norm {
+                    break;
+                }
             }
-            if grad_norm < params.min_grad_norm {
-                break;
-            }
-        }
-        // A phase change resets the "no progress" bookkeeping, as scikit-learn's two calls do.
-        if it + 1 == params.exaggeration_iter {
-            best_error = f64::INFINITY;
-            best_iter = it;
         }
     }
+    let iterations = it;
     let flat: Vec<f32> = Vec::try_from(y.to_device(Device::Cpu).flatten(0, 1))?;
     Ok(TsneResult {
         points: flat.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
@@ -210,15 +214,24 @@ fn pca_init(x: &Tensor) -> Result<Tensor, TsneError> {
 }
 
 /// KL gradient of the Student-t map (one degree of freedom), and the KL divergence when asked.
+/// Written to make few passes over the N x N matrices (in-place where possible): this is the
+/// inner loop of t-SNE.
 fn gradient(p: &Tensor, y: &Tensor, with_error: bool) -> (Tensor, Option<f64>) {
-    let w = (squared_distances(y) + 1.0)
-        .reciprocal()
+    let sq = y.square().sum_dim_intlist(1, false, Kind::Float);
+    // w = 1 / (1 + |y_i - y_j|^2), zero on the diagonal.
+    let mut w = (&sq + 1.0).unsqueeze(1).addmm(y, &(y.tr() * -2.0));
+    let _ = w
+        .g_add_(&sq.unsqueeze(0))
+        .reciprocal_()
         .fill_diagonal_(0.0, false);
-    let q = (&w / w.sum(Kind::Float).clamp_min(MACHINE_EPSILON)).clamp_min(MACHINE_EPSILON);
-    let pq = (p - &q) * &w;
+    let inv_sum = 1.0 / w.sum(Kind::Double).double_value(&[]).max(MACHINE_EPSILON);
+    // (p - q) * w with q = w / sum(w).
+    let mut pq = &w * -inv_sum;
+    let _ = pq.g_add_(p).g_mul_(&w);
     let grad = (pq.sum_dim_intlist(1, true, Kind::Float) * y - pq.matmul(y)) * 4.0;
     let error = with_error.then(|| {
-        let terms = p * (p.clamp_min(MACHINE_EPSILON) / &q).log();
+        let q = (&w * inv_sum).clamp_min(MACHINE_EPSILON);
+        let terms = p * (p.clamp_min(MACHINE_EPSILON) / q).log();
         terms.sum(Kind::Double).double_value(&[])
     });
     (grad, error)
@@ -267,6 +280,38 @@ mod tests {
         // Same input, same map.
         let again = tsne(&x, &TsneParams::default(), &mut |_, _| {}).unwrap();
         assert_eq!(again.points, r.points);
+    }
+
+    #[test]
+    fn weakly_structured_data_reaches_scikit_learns_optimum() {
+        // Exploration shrinks such a map until its gradient vanishes; scikit-learn then moves on
+        // to the main phase (the map must not stay collapsed). On these 300 x 20 values
+        // scikit-learn 1.9.1 (`TSNE(method="exact")`) ends at KL 0.5866, map std 8.24 / 8.23.
+        let x: Vec<f32> = (0..300)
+            .flat_map(|i| {
+                (0..20).map(move |j| {
+                    let (i, j) = (i as f64, j as f64);
+                    ((i * 0.37 + j * 1.3).sin() + (i * i * 0.011 + j).cos()) as f32
+                })
+            })
+            .collect();
+        let x = Tensor::from_slice(&x).view([300, 20]);
+        let r = tsne(&x, &TsneParams::default(), &mut |_, _| {}).unwrap();
+        assert_eq!(r.iterations, 1000);
+        assert!(
+            (r.kl_divergence - 0.5866).abs() < 0.03,
+            "KL {}",
+            r.kl_divergence
+        );
+        let flat: Vec<f32> = r.points.iter().flatten().copied().collect();
+        let std = Tensor::from_slice(&flat)
+            .view([300, 2])
+            .std_dim(0, false, false);
+        let std: Vec<f32> = Vec::try_from(std).unwrap();
+        assert!(
+            std.iter().all(|&s| (6.0..11.0).contains(&s)),
+            "map std {std:?}"
+        );
     }
 
     #[test]
