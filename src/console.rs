@@ -29,7 +29,10 @@ impl Reporter for JsonLines {
             ..
         } = event
         {
-            eprintln!("experiment {experiment} on {device}: {parameters} trainable parameters");
+            eprintln!(
+                "experiment {experiment} on {device}: {} trainable parameters",
+                thousands(*parameters)
+            );
         }
         let mut out = std::io::stdout().lock();
         let _ = serde_json::to_writer(&mut out, event);
@@ -61,6 +64,22 @@ impl ProgressReporter {
     }
 }
 
+/// `11637696` as `11,637,696`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 fn hms(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -83,7 +102,7 @@ impl Reporter for ProgressReporter {
             } => {
                 println!("experiment: {experiment} ({method} on {dataset}, {images} images, batch {batch_size})");
                 println!("device: {device}");
-                println!("{parameters} trainable parameters");
+                println!("{} trainable parameters", thousands(*parameters));
                 self.steps_per_epoch = *steps_per_epoch;
                 self.total_steps = steps_per_epoch * (epochs - start_epoch + 1);
                 self.started = Some(Instant::now());
@@ -151,6 +170,8 @@ impl Reporter for ProgressReporter {
                 }
                 println!("stopped ({reason}) at epoch {epoch} step {step}");
             }
+            Event::Checkpoint { .. } => {}
+            Event::ModelSaved { tag, path, .. } => println!("saved model ({tag}): {path}"),
             Event::Finished { epochs, seconds } => println!(
                 "finished {epochs} epochs in {}",
                 hms(Duration::from_secs_f64(*seconds))
@@ -219,5 +240,20 @@ mod tests {
             "  eval epoch 7 (6000 images, k=10, 12.3s): backbone NMI 0.5000 ARI 0.2500 ACC 0.6250 | feature NMI 0.4000 ARI 0.2000 ACC 0.5000 | best NMI 0.5500 / 0.4500"
         );
         assert_eq!(evaluation_line(&Event::Failed { error: "x".into() }), None);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(11_637_696), "11,637,696");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(-1234567), "-1,234,567");
+        assert_eq!(thousands(0), "0");
+    }
+
+    #[test]
+    fn hms_formats_hours_minutes_seconds() {
+        assert_eq!(hms(Duration::from_secs(3725)), "1:02:05");
+        assert_eq!(hms(Duration::from_secs(59)), "0:00:59");
     }
 }

@@ -66,6 +66,14 @@ pub enum Event {
         best_acc_feature: f64,
         seconds: f64,
     },
+    /// A resumable checkpoint of `epoch` was written (the run can be resumed after it).
+    Checkpoint { epoch: i64, path: String },
+    /// Network weights were saved: `tag` is `epoch_N`, `best` or `final`.
+    ModelSaved {
+        epoch: i64,
+        tag: String,
+        path: String,
+    },
     /// The run stopped early on request (Ctrl-C); everything up to `epoch` is kept.
     Stopped {
         epoch: i64,

@@ -11,5 +11,6 @@ pub mod device;
 pub mod eval;
 pub mod events;
 pub mod model;
+pub mod pickle;
 pub mod store;
 pub mod train;

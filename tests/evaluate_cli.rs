@@ -89,13 +89,22 @@ fn json_dump_and_tsne() {
 #[test]
 fn a_saved_model_is_evaluated_and_bad_arguments_are_clear() {
     let dir = tempfile::tempdir().unwrap();
-    // A wrong extension and a missing epoch model are user errors (exit code 2).
-    let mut args = vec!["evaluate", "--dataset", "shapes", "--model", "weights.pt"];
+    // A missing file and a missing epoch model are user errors (exit code 2).
+    let mut args = vec![
+        "evaluate",
+        "--dataset",
+        "shapes",
+        "--model",
+        "weights.safetensors",
+    ];
     args.extend(SMALL);
     let out = cdw(&args, dir.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("error: model file weights.pt: expected a .safetensors file"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: cannot read weights.safetensors"),
+        "{stderr}"
+    );
 
     let mut args = vec!["evaluate", "--dataset", "shapes", "--epoch", "100"];
     args.extend(SMALL);
@@ -103,7 +112,7 @@ fn a_saved_model_is_evaluated_and_bad_arguments_are_clear() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("no saved model for epoch 100 of this run"),
+        stderr.contains("no saved model or checkpoint of epoch 100 in checkpoints/shapes/"),
         "{stderr}"
     );
 

@@ -1,7 +1,6 @@
 //! `cdw evaluate`: the six clustering metrics of a model on the whole evaluation set, as a table
 //! or JSON, with optional `.npy` dumps of the embeddings and t-SNE pictures.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,6 +13,8 @@ use crate::data;
 use crate::device;
 use crate::eval::{self, npy, Clustering, Progress, Scores};
 use crate::model::{CdNet, NetSpec};
+use crate::store::checkpoint::CheckpointDir;
+use crate::store::interchange::{load_into, match_network, read_weights};
 use crate::store::RunDir;
 
 use super::{EvaluateArgs, Failure};
@@ -48,40 +49,29 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
     let run_dir = RunDir::for_config(&args.records, &cfg);
     let source = match (&args.model, args.epoch) {
         (Some(path), _) => ModelSource::File(path.clone()),
-        (None, Some(epoch)) => {
-            let path = epoch_model_path(&run_dir, epoch);
-            if !path.exists() {
-                return Err(Failure::usage(format!(
-                    "no saved model for epoch {epoch} of this run: {} does not exist (pass the file with --model PATH)",
-                    path.display()
-                )));
-            }
-            ModelSource::File(path)
-        }
+        (None, Some(epoch)) => ModelSource::File(epoch_weights(
+            &CheckpointDir::for_config(&args.checkpoints, &cfg),
+            epoch,
+        )?),
         (None, None) => ModelSource::Initialised,
     };
-    let set = data::load(&cfg).map_err(Failure::runtime)?;
-
-    let mut vs = nn::VarStore::new(device);
-    let net = CdNet::new(&vs.root(), NetSpec::from_config(&cfg), cfg.seed);
-    match &source {
-        ModelSource::File(path) => {
-            let extra = load_weights(&mut vs, path).map_err(Failure::usage)?;
-            if !extra.is_empty() {
-                eprintln!(
-                    "note: {} entries of {} are not part of this {} network and were ignored (e.g. {})",
-                    extra.len(),
-                    path.display(),
-                    cfg.method.name(),
-                    extra[0]
-                );
-            }
+    let (_vs, net, spec) = match &source {
+        ModelSource::File(path) => load_network(path, &cfg, device)?,
+        ModelSource::Initialised => {
+            eprintln!(
+                "note: no --model or --epoch given: evaluating the freshly initialised network (seed {}), a baseline rather than a trained result",
+                cfg.seed
+            );
+            let vs = nn::VarStore::new(device);
+            let spec = NetSpec::from_config(&cfg);
+            let net = CdNet::new(&vs.root(), spec, cfg.seed);
+            (vs, net, spec)
         }
-        ModelSource::Initialised => eprintln!(
-            "note: no --model or --epoch given: evaluating the freshly initialised network (seed {}), a baseline rather than a trained result",
-            cfg.seed
-        ),
-    }
+    };
+    // The network evaluated is the file's; its method decides what the final output is.
+    let mut cfg = cfg;
+    cfg.method = spec.method;
+    let set = data::load_evaluation(&cfg).map_err(Failure::runtime)?;
 
     let mut bar = EvalBar::new();
     let clustering = eval::cluster(&net, &set, None, &cfg, device, &mut |p| bar.show(p))
@@ -135,92 +125,62 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where the run keeps the model of `epoch`.
-// The model files are defined by the checkpoint work; this is the name it is expected to use.
-fn epoch_model_path(run: &RunDir, epoch: i64) -> PathBuf {
-    run.path.join(format!("model_{epoch}.safetensors"))
+/// The weights a run kept for `epoch`: the saved model `model_epoch_N`, else the checkpoint kept at
+/// that epoch (or the latest one when it is that epoch).
+fn epoch_weights(dir: &CheckpointDir, epoch: i64) -> Result<PathBuf, Failure> {
+    let model = dir.model_path(&format!("epoch_{epoch}"));
+    if model.exists() {
+        return Ok(model);
+    }
+    let kept = dir.kept_path(epoch);
+    if kept.exists() {
+        return Ok(kept);
+    }
+    let latest = dir.last_path();
+    if dir
+        .load_last()
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.meta.epoch == epoch)
+    {
+        return Ok(latest);
+    }
+    let available = dir.available_epochs();
+    Err(Failure::usage(format!(
+        "no saved model or checkpoint of epoch {epoch} in {} (models are kept every 100 epochs; checkpoints of epochs: {}); pass a file with --model PATH",
+        dir.path.display(),
+        if available.is_empty() {
+            "none".to_string()
+        } else {
+            available.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+        }
+    )))
 }
 
-#[derive(Debug, thiserror::Error)]
-enum LoadError {
-    #[error("model file {path}: expected a .safetensors file with the reference parameter names")]
-    NotSafetensors { path: PathBuf },
-    #[error("cannot read model file {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-    #[error("model file {path} lacks {count} parameters of this network, e.g. `{first}` (does it match backbone, method, hidden_dim and feature_num?)")]
-    Missing {
-        path: PathBuf,
-        count: usize,
-        first: String,
-    },
-    #[error("model file {path}: `{name}` has shape {got:?}, this network expects {expected:?} (check backbone, hidden_dim and feature_num)")]
-    Shape {
-        path: PathBuf,
-        name: String,
-        got: Vec<i64>,
-        expected: Vec<i64>,
-    },
-}
-
-/// Copies the tensors of a `.safetensors` file into `vs`, checking names and shapes first (a bare
-/// copy would broadcast a wrong shape silently). Returns the file's names the network lacks.
-fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<Vec<String>, LoadError> {
-    if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        return Err(LoadError::NotSafetensors { path: path.into() });
+/// Builds the network a weights file holds (a cdw model or checkpoint, or a safetensors
+/// state_dict with the reference names) on `device` and loads it.
+fn load_network(
+    path: &Path,
+    cfg: &Config,
+    device: Device,
+) -> Result<(nn::VarStore, CdNet, NetSpec), Failure> {
+    let (tensors, meta) = read_weights(path).map_err(Failure::usage)?;
+    let spec = meta
+        .net
+        .to_spec()
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    if let Some(why) = meta.net.mismatch(cfg) {
+        eprintln!(
+            "note: {} holds another network than the config describes ({why}); evaluating the file's network",
+            path.display()
+        );
     }
-    let read_err = |reason: String| LoadError::Read {
-        path: path.into(),
-        reason,
-    };
-    if !path.is_file() {
-        return Err(read_err("no such file".into()));
-    }
-    let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| read_err(e.to_string()))?
-        .into_iter()
-        .collect();
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let missing: Vec<&String> = vars
-        .iter()
-        .map(|(n, _)| n)
-        .filter(|n| !file.contains_key(*n))
-        .collect();
-    if let Some(first) = missing.first() {
-        return Err(LoadError::Missing {
-            path: path.into(),
-            count: missing.len(),
-            first: (*first).clone(),
-        });
-    }
-    for (name, var) in &vars {
-        let src = &file[name];
-        if src.size() != var.size() {
-            return Err(LoadError::Shape {
-                path: path.into(),
-                name: name.clone(),
-                got: src.size(),
-                expected: var.size(),
-            });
-        }
-    }
-    tch::no_grad(|| -> Result<(), LoadError> {
-        for (name, var) in &mut vars {
-            let src = file[name.as_str()]
-                .to_kind(var.kind())
-                .to_device(var.device());
-            var.f_copy_(&src).map_err(|e| read_err(e.to_string()))?;
-        }
-        Ok(())
-    })?;
-    let known: std::collections::HashSet<&String> = vars.iter().map(|(n, _)| n).collect();
-    let mut extra: Vec<String> = file
-        .keys()
-        .filter(|k| !known.contains(k))
-        .cloned()
-        .collect();
-    extra.sort();
-    Ok(extra)
+    let tensors = match_network(&tensors, spec)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let vs = nn::VarStore::new(device);
+    let net = CdNet::new(&vs.root(), spec, cfg.seed);
+    load_into(&vs, &tensors).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    Ok((vs, net, spec))
 }
 
 /// Writes the embeddings, labels, image indices and k-means assignments as `.npy` files.
@@ -340,69 +300,59 @@ mod tests {
     use super::*;
     use crate::config::ConfigFile;
 
-    fn tiny() -> (Config, nn::VarStore, CdNet) {
-        let over: Vec<String> = ["hidden_dim=16", "feature_num=8"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let cfg = ConfigFile::builtin().resolve("shapes", &over).unwrap();
+    fn tiny(extra: &[&str]) -> Config {
+        let mut over: Vec<String> = vec!["hidden_dim=16".into(), "feature_num=8".into()];
+        over.extend(extra.iter().map(|s| s.to_string()));
+        ConfigFile::builtin().resolve("shapes", &over).unwrap()
+    }
+
+    #[test]
+    fn a_state_dict_loads_into_the_network_it_describes() {
+        let cfg = tiny(&[]);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = CdNet::new(&vs.root(), NetSpec::from_config(&cfg), 1);
-        (cfg, vs, net)
-    }
-
-    #[test]
-    fn weights_round_trip_through_safetensors() {
-        let (cfg, vs, _) = tiny();
+        let _net = CdNet::new(&vs.root(), NetSpec::from_config(&cfg), 7);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         vs.save(&path).unwrap();
-        let mut other = nn::VarStore::new(Device::Cpu);
-        let _net = CdNet::new(&other.root(), NetSpec::from_config(&cfg), 2);
-        let name = "feature_predictor.3.weight";
-        assert!(!vs.variables()[name].equal(&other.variables()[name]));
-        assert_eq!(
-            load_weights(&mut other, &path).unwrap(),
-            Vec::<String>::new()
-        );
+        let (loaded, net, spec) = load_network(&path, &cfg, Device::Cpu).unwrap();
+        assert_eq!(spec, NetSpec::from_config(&cfg));
+        assert_eq!(net.spec, spec);
         for (n, t) in vs.variables() {
-            assert!(t.equal(&other.variables()[&n]), "{n}");
+            assert!(t.equal(&loaded.variables()[&n]), "{n}");
         }
+        // A config asking for SimCLR still evaluates the file's CD network.
+        let (_, _, spec) = load_network(&path, &tiny(&["method=simclr"]), Device::Cpu).unwrap();
+        assert_eq!(spec.method, Method::Cd);
     }
 
     #[test]
-    fn wrong_model_files_are_clear_errors() {
-        let (cfg, vs, _) = tiny();
+    fn missing_epochs_and_bad_files_are_usage_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.safetensors");
-        vs.save(&path).unwrap();
-        // A SimCLR network has no feature predictor: the CD entries are reported as ignored.
-        let mut simclr_cfg = cfg.clone();
-        simclr_cfg.method = Method::Simclr;
-        let mut simclr = nn::VarStore::new(Device::Cpu);
-        let _n = CdNet::new(&simclr.root(), NetSpec::from_config(&simclr_cfg), 0);
-        let extra = load_weights(&mut simclr, &path).unwrap();
-        assert_eq!(extra.len(), 12); // 2 linear weights + 2 x 5 BatchNorm entries
-        assert!(extra.iter().all(|e| e.starts_with("feature_predictor.")));
-        // The other way round, parameters are missing.
-        let simclr_path = dir.path().join("s.safetensors");
-        simclr.save(&simclr_path).unwrap();
-        let (_, mut cd, _) = tiny();
-        let err = load_weights(&mut cd, &simclr_path).unwrap_err().to_string();
-        assert!(err.contains("lacks 12 parameters"), "{err}");
-        // Another feature_num: same names, other shapes.
-        let mut wide_cfg = cfg.clone();
-        wide_cfg.feature_num = 16;
-        let mut wide = nn::VarStore::new(Device::Cpu);
-        let _w = CdNet::new(&wide.root(), NetSpec::from_config(&wide_cfg), 0);
-        let err = load_weights(&mut wide, &path).unwrap_err().to_string();
-        assert!(err.contains("has shape [8"), "{err}");
-        let err = load_weights(&mut wide, &dir.path().join("m.pt")).unwrap_err();
-        assert!(err.to_string().contains("expected a .safetensors file"));
-        let err = load_weights(&mut wide, &dir.path().join("none.safetensors")).unwrap_err();
+        let ckpt = CheckpointDir {
+            path: dir.path().to_path_buf(),
+        };
+        let err = epoch_weights(&ckpt, 100).unwrap_err();
+        assert_eq!(err.code, 2);
         assert!(
-            err.to_string().ends_with("none.safetensors: no such file"),
-            "{err}"
+            err.message
+                .starts_with("no saved model or checkpoint of epoch 100 in "),
+            "{}",
+            err.message
         );
+        assert!(
+            err.message.contains("checkpoints of epochs: none"),
+            "{}",
+            err.message
+        );
+        std::fs::write(ckpt.model_path("epoch_100"), b"x").unwrap();
+        assert_eq!(
+            epoch_weights(&ckpt, 100).unwrap(),
+            ckpt.model_path("epoch_100")
+        );
+        let bad = dir.path().join("bad.safetensors");
+        std::fs::write(&bad, b"not a safetensors file").unwrap();
+        let err = load_network(&bad, &tiny(&[]), Device::Cpu).err().unwrap();
+        assert_eq!(err.code, 2);
+        assert!(err.message.contains("bad.safetensors"), "{}", err.message);
     }
 }

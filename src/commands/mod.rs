@@ -1,8 +1,10 @@
 //! The command-line interface: argument definitions and the headless commands. The binary's
 //! `main` only parses arguments and hands off to [`run`].
 
+pub mod datasets;
 mod evaluate;
 mod info;
+mod interchange;
 mod train;
 
 use std::path::PathBuf;
@@ -30,6 +32,13 @@ pub enum Command {
     Config(ConfigCmd),
     /// Cluster a model's embeddings of a dataset (k-means) and print NMI / ARI / ACC.
     Evaluate(EvaluateArgs),
+    /// Turn a PyTorch checkpoint of the reference code (.pth state_dict or .pth.tar training
+    /// checkpoint) into a cdw checkpoint that a run continues from.
+    Import(ImportArgs),
+    /// Write a checkpoint's network as safetensors with the reference PyTorch names.
+    Export(ExportArgs),
+    /// List, download, check and sample the datasets.
+    Datasets(datasets::DatasetsCmd),
 }
 
 /// Where the configuration comes from.
@@ -37,7 +46,7 @@ pub enum Command {
 pub struct ConfigArgs {
     /// Dataset name (a key under `datasets:` in the config, e.g. shapes, cifar10) or folder:PATH.
     #[arg(long, short = 'd')]
-    pub dataset: String,
+    pub dataset: Option<String>,
     /// Config file (default: the built-in config/config.yaml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -47,8 +56,13 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    pub fn resolve(&self) -> Result<Config, ConfigError> {
-        ConfigFile::load(self.config.as_deref())?.resolve(&self.dataset, &self.set)
+    pub fn resolve(&self) -> Result<Config, Failure> {
+        let dataset = self.dataset.as_deref().ok_or_else(|| {
+            Failure::usage(
+                "--dataset is required (e.g. --dataset cifar10, or --dataset folder:PATH)",
+            )
+        })?;
+        Ok(ConfigFile::load(self.config.as_deref())?.resolve(dataset, &self.set)?)
     }
 }
 
@@ -59,24 +73,72 @@ pub struct TrainArgs {
     /// Directory holding the run records.
     #[arg(long, default_value = "records", value_name = "DIR")]
     pub records: PathBuf,
+    /// Directory holding the checkpoints and saved models.
+    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
+    pub checkpoints: PathBuf,
     /// Print JSON lines even on a terminal.
     #[arg(long)]
     pub json: bool,
+    /// Resume a run: its records directory, or DATASET/EXPERIMENT under --records. The config is
+    /// the run's snapshot (with --set applied on top).
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<PathBuf>,
+    /// With --resume: continue from this epoch's kept checkpoint (every 100th, or the latest);
+    /// later history is cut back.
+    #[arg(long, value_name = "N", requires = "resume")]
+    pub from_epoch: Option<i64>,
+    /// Start afresh even when `reload` would resume a checkpoint of the same experiment.
+    #[arg(long, conflicts_with = "resume")]
+    pub fresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A torch.save file: a state_dict (.pth) or a training checkpoint (.pth.tar).
+    pub file: PathBuf,
+    /// Dataset of the run (default: read from a reference name `{dataset}_checkpoint_{experiment}.pth.tar`).
+    #[arg(long, short = 'd')]
+    pub dataset: Option<String>,
+    /// Experiment name of the run (default: read from the reference file name, as --dataset).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Directory holding the checkpoints; the import goes to DIR/DATASET/EXPERIMENT/checkpoint.safetensors.
+    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
+    pub checkpoints: PathBuf,
+    /// Write the cdw checkpoint to this file instead.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing checkpoint.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A cdw checkpoint or saved model (.safetensors).
+    pub checkpoint: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Evaluate the model this run saved at epoch N.
+    /// Evaluate the model (or checkpoint) this run kept at epoch N.
     #[arg(long, value_name = "N", conflicts_with = "model")]
     pub epoch: Option<i64>,
-    /// Evaluate these weights (.safetensors with the reference parameter names).
+    /// Evaluate these weights: a cdw model or checkpoint, or a safetensors state_dict with the
+    /// reference parameter names.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// Directory holding the run records (for --epoch and the t-SNE pictures).
+    /// Directory holding the run records (the t-SNE pictures go to its run folder).
     #[arg(long, default_value = "records", value_name = "DIR")]
     pub records: PathBuf,
+    /// Directory holding the checkpoints and saved models (for --epoch).
+    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
+    pub checkpoints: PathBuf,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -139,6 +201,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),
         Command::Evaluate(args) => evaluate::run(&args),
+        Command::Import(args) => interchange::import(&args).map(|_| ExitCode::SUCCESS),
+        Command::Export(args) => interchange::export(&args).map(|_| ExitCode::SUCCESS),
+        Command::Datasets(c) => datasets::run(c),
     };
     match result {
         Ok(code) => code,

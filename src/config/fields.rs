@@ -7,6 +7,7 @@ use serde_yaml::Value;
 
 use super::{
     describe, did_you_mean, Backbone, Config, ConfigError, DeviceSpec, EvaluationMode, Method,
+    BUILTIN_DATASETS,
 };
 
 /// One config key and what it accepts.
@@ -56,6 +57,9 @@ macro_rules! bool_field {
     };
 }
 
+const CUSTOM_DATASETS_ALLOWED: &str =
+    "a non-empty list of cifar10, cifar100, stl10, imagenet10, tiny-imagenet, shapes or folder:PATH";
+
 /// Every key a config file (a `common` block, a dataset block, or `--set`) may hold.
 pub static FIELDS: &[Field] = &[
     int_field!(batch_size, 2, 1 << 20, "an integer >= 2"),
@@ -101,6 +105,30 @@ pub static FIELDS: &[Field] = &[
     float_field!(s, |x| (0.0..=1.25).contains(&x), "a number in [0, 1.25]"),
     bool_field!(blur),
     bool_field!(customize_datasets),
+    Field {
+        name: "custom_datasets",
+        allowed: CUSTOM_DATASETS_ALLOWED,
+        set: |c, f, v| {
+            let Value::Sequence(items) = v else {
+                return Err(wrong_type(f, v, CUSTOM_DATASETS_ALLOWED));
+            };
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                let name = string(f, item, CUSTOM_DATASETS_ALLOWED)?;
+                let known = BUILTIN_DATASETS.contains(&name.as_str())
+                    || name.strip_prefix("folder:").is_some_and(|p| !p.is_empty());
+                if !known {
+                    return Err(out_of_range(f, item, CUSTOM_DATASETS_ALLOWED));
+                }
+                names.push(name);
+            }
+            if names.is_empty() {
+                return Err(out_of_range(f, v, CUSTOM_DATASETS_ALLOWED));
+            }
+            c.custom_datasets = names;
+            Ok(())
+        },
+    },
     Field {
         name: "evaluation_mode",
         allowed: "all, none, or a fraction in (0, 1]",
@@ -195,12 +223,18 @@ pub static FIELDS: &[Field] = &[
 ];
 
 /// Sets `key` of `cfg` from `value`, checking its type and range.
-pub(super) fn apply(cfg: &mut Config, key: &str, value: &Value) -> Result<(), ConfigError> {
+/// `section` names where the key was written (`common`, `datasets.cifar10`, `--set`).
+pub(super) fn apply(
+    cfg: &mut Config,
+    key: &str,
+    value: &Value,
+    section: &str,
+) -> Result<(), ConfigError> {
     match FIELDS.iter().find(|f| f.name == key) {
         Some(field) => (field.set)(cfg, key, value),
         None => Err(ConfigError::UnknownKey {
             key: key.to_string(),
-            section: "the config".into(),
+            section: section.into(),
             hint: did_you_mean(key, FIELDS.iter().map(|f| f.name)),
         }),
     }

@@ -18,6 +18,21 @@ pub use pyfmt::python_float;
 /// from any directory.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../config/config.yaml");
 
+/// Dataset names the data layer reads besides `folder:PATH` (checked against its catalog by a test
+/// there; kept here because config sits below data).
+pub const BUILTIN_DATASETS: [&str; 6] = [
+    "cifar10",
+    "cifar100",
+    "stl10",
+    "imagenet10",
+    "tiny-imagenet",
+    "shapes",
+];
+
+/// What the reference concatenates for training when `customize_datasets` is on (its combined
+/// datasets: CIFAR-10, CIFAR-100, ImageNet-10 and STL-10, each train + test).
+pub const REFERENCE_CUSTOM_DATASETS: [&str; 4] = ["cifar10", "cifar100", "imagenet10", "stl10"];
+
 /// A ResNet variant of SPEC 2.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Backbone {
@@ -140,6 +155,8 @@ pub struct Config {
     pub s: f64,
     pub blur: bool,
     pub customize_datasets: bool,
+    /// The datasets concatenated into the training set when `customize_datasets` is on.
+    pub custom_datasets: Vec<String>,
     pub evaluation_mode: EvaluationMode,
     pub use_wandb: bool,
     pub class_num: Option<i64>,
@@ -179,6 +196,10 @@ impl Default for Config {
             s: 1.0,
             blur: false,
             customize_datasets: false,
+            custom_datasets: REFERENCE_CUSTOM_DATASETS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             evaluation_mode: EvaluationMode::Fraction(0.1),
             use_wandb: false,
             class_num: None,
@@ -308,12 +329,12 @@ impl ConfigFile {
         // Check every value now: a bad value anywhere in the file is an error for every run.
         let mut probe = Config::default();
         for (k, v) in &file.common {
-            fields::apply(&mut probe, k, v)?;
+            fields::apply(&mut probe, k, v, "common")?;
         }
-        for block in file.datasets.values() {
+        for (name, block) in &file.datasets {
             let mut probe = Config::default();
             for (k, v) in block {
-                fields::apply(&mut probe, k, v)?;
+                fields::apply(&mut probe, k, v, &format!("datasets.{name}"))?;
             }
         }
         Ok(file)
@@ -330,12 +351,12 @@ impl ConfigFile {
     pub fn resolve(&self, dataset: &str, overrides: &[String]) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
         for (k, v) in &self.common {
-            fields::apply(&mut cfg, k, v)?;
+            fields::apply(&mut cfg, k, v, "common")?;
         }
         match self.datasets.get(dataset) {
             Some(block) => {
                 for (k, v) in block {
-                    fields::apply(&mut cfg, k, v)?;
+                    fields::apply(&mut cfg, k, v, &format!("datasets.{dataset}"))?;
                 }
             }
             None if dataset.starts_with("folder:") => {}
@@ -348,7 +369,7 @@ impl ConfigFile {
         }
         for arg in overrides {
             let (k, v) = parse_set(arg)?;
-            fields::apply(&mut cfg, &k, &v)?;
+            fields::apply(&mut cfg, &k, &v, "--set")?;
         }
         cfg.dataset = dataset.to_string();
         Ok(cfg)

@@ -112,7 +112,7 @@ fn render(a: &ShapeAttributes, res: u32, noise_seed: u64) -> RgbImage {
             1 => u.abs() <= 0.8 && v.abs() <= 0.8,
             2 => {
                 // Equilateral triangle with circumradius 1, pointing up in its own frame.
-                v >= -0.5 && v <= 1.0 && u.abs() <= (1.0 - v) / 3f64.sqrt()
+                (-0.5..=1.0).contains(&v) && u.abs() <= (1.0 - v) / 3f64.sqrt()
             }
             _ => (u.abs() <= 0.3 && v.abs() <= 1.0) || (v.abs() <= 0.3 && u.abs() <= 1.0),
         };

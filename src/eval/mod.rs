@@ -1,6 +1,7 @@
 //! Clustering evaluation (SPEC 2.6): embeddings of the evaluation set in eval mode, k-means on
-//! them, NMI / ARI / ACC against the labels, best-so-far tracking, the `evaluation_mode`
-//! schedule during training, and t-SNE pictures.
+//! them, NMI / ARI / ACC against the labels, the `evaluation_mode` schedule during training, and
+//! t-SNE pictures. The running best values live in the run's records
+//! ([`crate::store::records::RunRecords`]), which checkpoints carry across a resume.
 //!
 //! Long work reports [`Progress`] through a callback, so the same code drives a progress bar, the
 //! training loop (which stays silent until the [`Event::Evaluation`] it reports) and tests.
@@ -26,7 +27,8 @@ use crate::config::{Config, EvaluationMode};
 use crate::data::ImageSet;
 use crate::events::{Event, Reporter};
 use crate::model::CdNet;
-use crate::store::{write_atomic, EvaluationRow, StoreError};
+use crate::store::records::{RunRecords, Scores as RecordScores};
+use crate::store::{write_atomic, StoreError};
 pub use embed::{embed, EmbedSettings, Embeddings};
 pub use kmeans::{kmeans, KMeansError, KMeansParams, KMeansResult};
 pub use metrics::{MetricsError, Scores};
@@ -244,58 +246,23 @@ pub fn tsne_at(epoch: i64, classes: usize) -> bool {
     epoch > 0 && epoch % MARK_EVERY == 0 && classes <= TSNE_MAX_CLASSES
 }
 
-/// Running maxima of the six metrics (the `best_*` rows of the records).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Best {
-    pub backbone: Scores,
-    pub feature: Scores,
-}
-
-impl Best {
-    /// Folds `e` into `best` (the first evaluation starts it); returns whether
-    /// `max(nmi_backbone, nmi_feature)` beat the best so far, the test for saving the "best" model.
-    pub fn update(best: &mut Option<Best>, e: &Evaluation) -> bool {
-        let now = e.backbone.nmi.max(e.feature.nmi);
-        let Some(b) = best else {
-            *best = Some(Best {
-                backbone: e.backbone,
-                feature: e.feature,
-            });
-            return true;
-        };
-        let improved = now > b.backbone.nmi.max(b.feature.nmi);
-        let fold = |b: &mut Scores, s: &Scores| {
-            b.nmi = b.nmi.max(s.nmi);
-            b.ari = b.ari.max(s.ari);
-            b.acc = b.acc.max(s.acc);
-        };
-        fold(&mut b.backbone, &e.backbone);
-        fold(&mut b.feature, &e.feature);
-        improved
+impl Evaluation {
+    /// The six numbers in the records' layout.
+    pub fn record_scores(&self) -> RecordScores {
+        RecordScores {
+            nmi_backbone: self.backbone.nmi,
+            ari_backbone: self.backbone.ari,
+            acc_backbone: self.backbone.acc,
+            nmi_feature: self.feature.nmi,
+            ari_feature: self.feature.ari,
+            acc_feature: self.feature.acc,
+        }
     }
 }
 
-impl Best {
-    /// The best values recorded in a run's `evaluation.csv` (for a resumed run): those of its
-    /// last row, which are running maxima.
-    pub fn from_history(rows: &[EvaluationRow]) -> Option<Best> {
-        rows.last().map(|r| Best {
-            backbone: Scores {
-                nmi: r.best_nmi_backbone,
-                ari: r.best_ari_backbone,
-                acc: r.best_acc_backbone,
-            },
-            feature: Scores {
-                nmi: r.best_nmi_feature,
-                ari: r.best_ari_feature,
-                acc: r.best_acc_feature,
-            },
-        })
-    }
-}
-
-/// The event that reports `e` at `epoch`, with the best values so far.
-pub fn evaluation_event(epoch: i64, e: &Evaluation, best: &Best) -> Event {
+/// The event that reports `e` at `epoch`, with the running maxima `best` (the records' best
+/// values, which include `e`).
+pub fn evaluation_event(epoch: i64, e: &Evaluation, best: &RecordScores) -> Event {
     Event::Evaluation {
         epoch,
         samples: e.samples,
@@ -306,12 +273,12 @@ pub fn evaluation_event(epoch: i64, e: &Evaluation, best: &Best) -> Event {
         nmi_feature: e.feature.nmi,
         ari_feature: e.feature.ari,
         acc_feature: e.feature.acc,
-        best_nmi_backbone: best.backbone.nmi,
-        best_ari_backbone: best.backbone.ari,
-        best_acc_backbone: best.backbone.acc,
-        best_nmi_feature: best.feature.nmi,
-        best_ari_feature: best.feature.ari,
-        best_acc_feature: best.feature.acc,
+        best_nmi_backbone: best.nmi_backbone,
+        best_ari_backbone: best.ari_backbone,
+        best_acc_backbone: best.acc_backbone,
+        best_nmi_feature: best.nmi_feature,
+        best_ari_feature: best.ari_feature,
+        best_acc_feature: best.acc_feature,
         seconds: e.seconds,
     }
 }
@@ -413,15 +380,14 @@ pub struct EpochEvaluation {
     pub improved: bool,
 }
 
-/// Evaluation during training: the subset drawn once, the schedule, the running best values and
-/// the t-SNE pictures at each 100-epoch mark.
+/// Evaluation during training: the subset drawn once, the schedule, and the t-SNE pictures at
+/// each 100-epoch mark.
 #[derive(Debug)]
 pub struct Evaluator {
     set: Arc<ImageSet>,
     cfg: Config,
     subset: Option<Vec<usize>>,
     classes: usize,
-    pub best: Option<Best>,
     /// Where the t-SNE pictures go (the run's `tsne/` folder); none: no pictures.
     pub tsne_dir: Option<PathBuf>,
 }
@@ -437,19 +403,19 @@ impl Evaluator {
             subset,
             classes,
             set,
-            best: None,
             tsne_dir: None,
         }
     }
 
-    /// After `epoch`: evaluates when the mode says so and reports an [`Event::Evaluation`], and at
-    /// each 100-epoch mark writes the t-SNE pictures (when a folder is set and there are at most
-    /// 20 classes).
+    /// After `epoch`: evaluates when the mode says so, folds the scores into `records` (running
+    /// best, best-model epoch) and reports an [`Event::Evaluation`]; at each 100-epoch mark it also
+    /// writes the t-SNE pictures (when a folder is set and there are at most 20 classes).
     pub fn after_epoch(
         &mut self,
         net: &CdNet,
         device: Device,
         epoch: i64,
+        records: &mut RunRecords,
         reporter: &mut dyn Reporter,
     ) -> Result<Option<EpochEvaluation>, EvalError> {
         if !evaluates_at(self.cfg.evaluation_mode, epoch, self.cfg.epochs) {
@@ -463,10 +429,8 @@ impl Evaluator {
             device,
             &mut |_| {},
         )?;
-        let improved = Best::update(&mut self.best, &evaluation);
-        if let Some(best) = &self.best {
-            reporter.report(&evaluation_event(epoch, &evaluation, best));
-        }
+        let improved = records.observe(epoch, evaluation.record_scores());
+        reporter.report(&evaluation_event(epoch, &evaluation, &records.best));
         if let Some(dir) = &self.tsne_dir {
             if tsne_at(epoch, self.classes) {
                 tsne_maps(net, &self.set, &self.cfg, device, &mut |_| {})?
@@ -488,61 +452,6 @@ mod tests {
     use crate::events::Collect;
     use crate::model::NetSpec;
     use tch::nn;
-
-    fn scores(nmi: f64, ari: f64, acc: f64) -> Scores {
-        Scores { nmi, ari, acc }
-    }
-
-    fn ev(b: Scores, f: Scores) -> Evaluation {
-        Evaluation {
-            backbone: b,
-            feature: f,
-            samples: 10,
-            clusters: 2,
-            seconds: 0.0,
-        }
-    }
-
-    #[test]
-    fn best_keeps_running_maxima_and_flags_nmi_improvement() {
-        let mut best = None;
-        assert!(Best::update(
-            &mut best,
-            &ev(scores(0.2, -0.1, 0.5), scores(0.3, 0.1, 0.4))
-        ));
-        // Feature NMI falls but backbone NMI rises above the old max(0.2, 0.3).
-        assert!(Best::update(
-            &mut best,
-            &ev(scores(0.35, 0.0, 0.45), scores(0.1, 0.2, 0.6))
-        ));
-        // Neither NMI beats 0.35; other maxima still move.
-        assert!(!Best::update(
-            &mut best,
-            &ev(scores(0.34, 0.5, 0.1), scores(0.2, 0.0, 0.9))
-        ));
-        let b = best.unwrap();
-        assert_eq!(b.backbone, scores(0.35, 0.5, 0.5));
-        assert_eq!(b.feature, scores(0.3, 0.2, 0.9));
-    }
-
-    #[test]
-    fn best_resumes_from_the_last_recorded_row() {
-        assert_eq!(Best::from_history(&[]), None);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("evaluation.csv");
-        std::fs::write(
-            &path,
-            format!(
-                "{}\n1,10,2,0.1,0.1,0.5,0.2,0.2,0.6,0.1,0.1,0.5,0.2,0.2,0.6,1.0\n2,10,2,0.05,0.0,0.5,0.3,0.1,0.6,0.1,0.1,0.5,0.3,0.2,0.6,1.0\n",
-                crate::store::EVALUATION_HEADER
-            ),
-        )
-        .unwrap();
-        let rows = crate::store::read_evaluations(&path).unwrap();
-        let best = Best::from_history(&rows).unwrap();
-        assert_eq!(best.backbone, scores(0.1, 0.1, 0.5));
-        assert_eq!(best.feature, scores(0.3, 0.2, 0.6));
-    }
 
     #[test]
     fn schedule_follows_the_mode() {
@@ -648,19 +557,29 @@ mod tests {
         let mut evaluator = Evaluator::new(&cfg, Arc::new(set));
         evaluator.tsne_dir = Some(dir.path().join("tsne"));
         let mut events = Collect::default();
+        let mut records = RunRecords::default();
         let first = evaluator
-            .after_epoch(&net, Device::Cpu, 1, &mut events)
+            .after_epoch(&net, Device::Cpu, 1, &mut records, &mut events)
             .unwrap()
             .unwrap();
         assert!(first.improved);
+        assert_eq!(records.best_epoch, Some(1));
+        // The records' running maxima start at 0, as the reference's do (ARI can be negative).
+        let e = first.evaluation.record_scores();
+        assert_eq!(records.best.nmi_feature, e.nmi_feature);
+        assert_eq!(records.best.ari_backbone, e.ari_backbone.max(0.0));
+        assert_eq!(records.best_nmi, e.nmi_backbone.max(e.nmi_feature));
         assert_eq!(first.evaluation.samples, 24);
         assert!(
             !dir.path().join("tsne").exists(),
             "no pictures before epoch 100"
         );
-        evaluator
-            .after_epoch(&net, Device::Cpu, 100, &mut events)
+        // Same network, same scores: no improvement the second time.
+        let again = evaluator
+            .after_epoch(&net, Device::Cpu, 100, &mut records, &mut events)
+            .unwrap()
             .unwrap();
+        assert!(!again.improved);
         assert_eq!(events.0.len(), 2);
         assert!(matches!(
             events.0[1],

@@ -193,6 +193,36 @@ mod tests {
     }
 
     #[test]
+    fn names_shapes_and_kinds_equal_the_reference_state_dict() {
+        // tests/fixtures/state_dict/*.txt come from scripts/reference_names.py (torchvision).
+        for backbone in Backbone::ALL {
+            let path = format!(
+                "{}/tests/fixtures/state_dict/{}.txt",
+                env!("CARGO_MANIFEST_DIR"),
+                backbone.name()
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut want: Vec<String> = text.lines().map(str::to_string).collect();
+            want.sort();
+            let vs = build(backbone, 128);
+            let mut got: Vec<String> = vs
+                .variables()
+                .iter()
+                .map(|(name, t)| {
+                    let kind = match t.kind() {
+                        Kind::Float => "float32",
+                        Kind::Int64 => "int64",
+                        other => panic!("unexpected kind {other:?} for {name}"),
+                    };
+                    format!("{name} {:?} {kind}", t.size())
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "{backbone:?}");
+        }
+    }
+
+    #[test]
     fn output_shapes_and_ranges() {
         let vs = nn::VarStore::new(Device::Cpu);
         let net = CdNet::new(

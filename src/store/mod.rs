@@ -2,7 +2,14 @@
 //! CSV, the append-only event log (JSON lines another process can follow), and the run status.
 //!
 //! Layout: `<records>/<dataset>/<experiment>/{config.yaml, metrics.csv, evaluation.csv, events.jsonl,
-//! status.json, tsne/}`.
+//! status.json, records_<experiment>.csv, lock, tsne/}` and `<checkpoints>/<dataset>/<experiment>/` (see [`checkpoint`]).
+
+pub mod checkpoint;
+pub mod interchange;
+pub mod lock;
+pub mod records;
+pub mod tensors;
+pub mod torch_file;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -26,6 +33,35 @@ pub enum StoreError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error("{path}: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("run {run} is being trained by process {pid} (lock file {lock}); stop that training first, or pick another experiment")]
+    Locked {
+        run: PathBuf,
+        pid: u32,
+        lock: PathBuf,
+    },
+    #[error("no checkpoint of epoch {epoch} in {path}; available: {available}")]
+    NoCheckpoint {
+        path: PathBuf,
+        epoch: i64,
+        available: String,
+    },
+}
+
+/// Directory name of `cfg`'s dataset in `records/` and `checkpoints/` (a `folder:PATH` dataset
+/// uses `folder-<last path component>`).
+pub fn dataset_dir_name(cfg: &Config) -> String {
+    match cfg.dataset.strip_prefix("folder:") {
+        Some(p) => format!(
+            "folder-{}",
+            Path::new(p)
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        None => cfg.dataset.clone(),
+    }
 }
 
 /// State of a run as kept in `status.json`.
@@ -60,18 +96,10 @@ pub struct RunDir {
 impl RunDir {
     /// `<records>/<dataset>/<experiment>` for `cfg` (a `folder:PATH` dataset uses the folder name).
     pub fn for_config(records: &Path, cfg: &Config) -> RunDir {
-        let dataset = match cfg.dataset.strip_prefix("folder:") {
-            Some(p) => format!(
-                "folder-{}",
-                Path::new(p)
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
-            None => cfg.dataset.clone(),
-        };
         RunDir {
-            path: records.join(dataset).join(cfg.experiment_name()),
+            path: records
+                .join(dataset_dir_name(cfg))
+                .join(cfg.experiment_name()),
         }
     }
 
@@ -94,6 +122,10 @@ impl RunDir {
     pub fn status_path(&self) -> PathBuf {
         self.path.join("status.json")
     }
+    /// The reference-format records CSV (SPEC 2.10).
+    pub fn records_path(&self, experiment: &str) -> PathBuf {
+        self.path.join(records::records_file_name(experiment))
+    }
 
     /// Creates the directory and writes the resolved config snapshot.
     pub fn create(&self, cfg: &Config) -> Result<(), StoreError> {
@@ -102,6 +134,36 @@ impl RunDir {
             source,
         })?;
         write_atomic(&self.config_path(), cfg.to_yaml().as_bytes())
+    }
+
+    /// The run's config snapshot with `overrides` (`key=value`) applied on top.
+    pub fn read_config(&self, overrides: &[String]) -> Result<Config, StoreError> {
+        let path = self.config_path();
+        let text = fs::read_to_string(&path).map_err(|source| StoreError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let corrupt = |what: String| StoreError::Corrupt {
+            path: path.clone(),
+            what,
+        };
+        let mut map: serde_yaml::Mapping = serde_yaml::from_str(&text)
+            .map_err(|e| corrupt(format!("expected a config snapshot (YAML mapping): {e}")))?;
+        let dataset = map
+            .remove("dataset")
+            .and_then(|d| d.as_str().map(str::to_string))
+            .ok_or_else(|| corrupt("the config snapshot names no dataset".into()))?;
+        // Unset optional fields are written as null; leave them unset.
+        map.retain(|_, v| !v.is_null());
+        let mut datasets = serde_yaml::Mapping::new();
+        datasets.insert(dataset.clone().into(), serde_yaml::Mapping::new().into());
+        let mut doc = serde_yaml::Mapping::new();
+        doc.insert("common".into(), map.into());
+        doc.insert("datasets".into(), datasets.into());
+        let yaml = serde_yaml::to_string(&doc).map_err(|e| corrupt(e.to_string()))?;
+        crate::config::ConfigFile::parse(&yaml, &path.display().to_string())
+            .and_then(|f| f.resolve(&dataset, overrides))
+            .map_err(|e| corrupt(e.to_string()))
     }
 
     pub fn write_status(&self, status: &RunStatus) -> Result<(), StoreError> {
@@ -201,6 +263,42 @@ impl RunLog {
         })
     }
 
+    /// Continues the logs of a run resumed after `epoch`: rows and events of later epochs (an
+    /// epoch cut short by a kill, or history past an older checkpoint) are cut back, then new
+    /// ones are appended.
+    pub fn resume(dir: RunDir, cfg: &Config, epoch: i64) -> Result<RunLog, StoreError> {
+        dir.create(cfg)?;
+        cut_history(&dir, epoch)?;
+        let open = |p: PathBuf| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map_err(|source| StoreError::Write { path: p, source })
+        };
+        let events = BufWriter::new(open(dir.events_path())?);
+        let metrics = BufWriter::new(open(dir.metrics_path())?);
+        let evaluation = BufWriter::new(open(dir.evaluation_path())?);
+        let status = RunStatus {
+            state: RunState::Running,
+            experiment: cfg.experiment_name(),
+            dataset: cfg.dataset.clone(),
+            epoch,
+            epochs: cfg.epochs,
+            pid: std::process::id(),
+            error: None,
+        };
+        dir.write_status(&status)?;
+        Ok(RunLog {
+            dir,
+            events,
+            metrics,
+            evaluation,
+            status,
+            error: None,
+        })
+    }
+
     pub fn dir(&self) -> &RunDir {
         &self.dir
     }
@@ -283,6 +381,53 @@ impl Reporter for RunLog {
             }
         }
     }
+}
+
+/// Cuts `metrics.csv`, `evaluation.csv` and `events.jsonl` back to what happened up to the end of
+/// `epoch`: rows of later epochs go, as do events that name a later epoch and lines torn by a
+/// crash. Events without an epoch (started, finished, failed) stay: they mark the sessions of the
+/// run.
+pub fn cut_history(dir: &RunDir, epoch: i64) -> Result<(), StoreError> {
+    cut_csv(&dir.metrics_path(), METRICS_HEADER, epoch)?;
+    cut_csv(&dir.evaluation_path(), EVALUATION_HEADER, epoch)?;
+    let events = dir.events_path();
+    let mut out = String::new();
+    if let Ok(text) = fs::read_to_string(&events) {
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let later = v
+                .get("epoch")
+                .and_then(|e| e.as_i64())
+                .is_some_and(|e| e > epoch);
+            if !later {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    write_atomic(&events, out.as_bytes())
+}
+
+/// Keeps the complete rows of a per-epoch CSV (epoch in the first column) up to `epoch`.
+fn cut_csv(path: &Path, default_header: &str, epoch: i64) -> Result<(), StoreError> {
+    let mut kept = format!("{default_header}\n");
+    if let Ok(text) = fs::read_to_string(path) {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or(default_header);
+        let width = header.split(',').count();
+        kept = format!("{header}\n");
+        for line in lines {
+            let first = line.split(',').next().and_then(|e| e.parse::<i64>().ok());
+            let complete = line.split(',').count() == width;
+            if complete && first.is_some_and(|e| e <= epoch) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    write_atomic(path, kept.as_bytes())
 }
 
 /// One row of `metrics.csv`.
@@ -379,13 +524,22 @@ mod tests {
     }
 
     #[test]
-    fn evaluations_go_to_their_own_csv() {
+    fn config_snapshot_reads_back_with_overrides() {
         let tmp = tempfile::tempdir().unwrap();
-        let cfg = ConfigFile::builtin().resolve("shapes", &[]).unwrap();
+        let cfg = ConfigFile::builtin()
+            .resolve("shapes", &["learning_rate=0.001".into()])
+            .unwrap();
         let dir = RunDir::for_config(tmp.path(), &cfg);
-        let mut log = RunLog::start(dir.clone(), &cfg).unwrap();
-        log.report(&Event::Evaluation {
-            epoch: 3,
+        dir.create(&cfg).unwrap();
+        assert_eq!(dir.read_config(&[]).unwrap(), cfg);
+        let longer = dir.read_config(&["epochs=20".into()]).unwrap();
+        assert_eq!(longer.epochs, 20);
+        assert_eq!(longer.experiment_name(), cfg.experiment_name());
+    }
+
+    fn evaluation(epoch: i64) -> Event {
+        Event::Evaluation {
+            epoch,
             samples: 1024,
             clusters: 4,
             nmi_backbone: 0.5,
@@ -401,20 +555,85 @@ mod tests {
             best_ari_feature: 0.0,
             best_acc_feature: 0.5,
             seconds: 1.5,
-        });
-        log.finish(RunState::Finished, None).unwrap();
+        }
+    }
+
+    #[test]
+    fn evaluations_go_to_their_own_csv_and_resume_cuts_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = ConfigFile::builtin().resolve("shapes", &[]).unwrap();
+        let dir = RunDir::for_config(tmp.path(), &cfg);
+        let mut log = RunLog::start(dir.clone(), &cfg).unwrap();
+        log.report(&evaluation(3));
+        log.report(&evaluation(4));
+        log.finish(RunState::Stopped, None).unwrap();
         let text = fs::read_to_string(dir.evaluation_path()).unwrap();
+        assert_eq!(text.lines().next().unwrap(), EVALUATION_HEADER);
         assert_eq!(
             text.lines().nth(1).unwrap(),
             "3,1024,4,0.5,0.25,0.75,0.125,-0.5,0.375,0.5,0.25,0.75,0.25,0,0.5,1.500"
         );
         let rows = read_evaluations(&dir.evaluation_path()).unwrap();
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
         assert_eq!(
             (rows[0].epoch, rows[0].ari_feature, rows[0].best_nmi_feature),
             (3, -0.5, 0.25)
         );
         assert_eq!(read_metrics(&dir.metrics_path()).unwrap().len(), 0);
+        // Resuming after epoch 3 drops the evaluation of epoch 4, then appends.
+        let mut log = RunLog::resume(dir.clone(), &cfg, 3).unwrap();
+        log.report(&evaluation(5));
+        log.finish(RunState::Finished, None).unwrap();
+        let rows = read_evaluations(&dir.evaluation_path()).unwrap();
+        assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [3, 5]);
+    }
+
+    #[test]
+    fn resume_cuts_history_after_the_epoch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = ConfigFile::builtin().resolve("shapes", &[]).unwrap();
+        let dir = RunDir::for_config(tmp.path(), &cfg);
+        let mut log = RunLog::start(dir.clone(), &cfg).unwrap();
+        for epoch in 1..=3 {
+            log.report(&Event::Step {
+                epoch,
+                step: 1,
+                steps: 1,
+                instance_loss: 1.0,
+                feature_loss: 0.0,
+                total_loss: 1.0,
+                lr: 0.1,
+                images_per_sec: 1.0,
+            });
+            log.report(&Event::Epoch {
+                epoch,
+                epochs: 10,
+                instance_loss: epoch as f64,
+                feature_loss: 0.0,
+                total_loss: epoch as f64,
+                lr: 0.1,
+                seconds: 1.0,
+                images_per_sec: 1.0,
+            });
+        }
+        drop(log);
+        // A torn line, as a kill mid-write leaves.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.events_path())
+            .unwrap();
+        f.write_all(b"{\"event\":\"step\",\"epo").unwrap();
+        let log = RunLog::resume(dir.clone(), &cfg, 2).unwrap();
+        log.finish(RunState::Stopped, None).unwrap();
+        let rows = read_metrics(&dir.metrics_path()).unwrap();
+        assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2]);
+        let events: Vec<Event> = fs::read_to_string(dir.events_path())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 4);
+        assert!(matches!(events[3], Event::Epoch { epoch: 2, .. }));
     }
 
     #[test]

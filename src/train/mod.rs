@@ -1,6 +1,7 @@
 //! The training loop of SPEC 2.5. It knows nothing about terminals or files: it reports
 //! [`Event`]s to a [`Reporter`] and stops when its [`Interrupter`] is raised.
 
+pub mod checkpoint;
 pub mod optim;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,14 @@ use crate::data::ImageSet;
 use crate::eval::{EvalError, Evaluator};
 use crate::events::{Event, Reporter};
 use crate::model::{losses, trainable_parameter_count, CdNet, NetSpec, Outputs};
+use crate::store::checkpoint::{
+    Checkpoint, CheckpointMeta, NetMeta, SchedulerMeta, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+    KEEP_EVERY,
+};
+use crate::store::interchange::load_into;
+use crate::store::records::{RunRecords, Scores};
+use crate::store::StoreError;
+use checkpoint::RunSaver;
 use optim::{cosine_lr, Adam};
 
 /// A stop request shared with a signal handler: the loop stops after the current step.
@@ -50,6 +59,10 @@ pub enum TrainError {
     Eval(#[from] EvalError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error("cannot save the run: {0}")]
+    Save(#[from] StoreError),
+    #[error("cannot resume from the checkpoint of epoch {epoch}: {reason}")]
+    Resume { epoch: i64, reason: String },
 }
 
 /// Per-step losses as plain numbers.
@@ -80,6 +93,10 @@ pub struct Trainer {
     pub loader: Loader,
     /// Clustering metrics after epochs as `evaluation_mode` says (SPEC 2.6).
     pub evaluator: Evaluator,
+    /// Best scores and records columns so far (saved in every checkpoint).
+    pub records: RunRecords,
+    /// Saves checkpoints, models and records at each epoch's end; `None` saves nothing.
+    pub saver: Option<RunSaver>,
     images: usize,
 }
 
@@ -122,8 +139,76 @@ impl Trainer {
             adam,
             loader,
             evaluator,
+            records: RunRecords::default(),
+            saver: None,
             images,
         })
+    }
+
+    /// Every tensor of the network (parameters and BN buffers) under its reference name, sorted.
+    pub fn model_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The resumable state after `epoch` completed.
+    pub fn snapshot(&self, epoch: i64) -> Checkpoint {
+        let cfg = &self.cfg;
+        Checkpoint {
+            meta: CheckpointMeta {
+                format: CHECKPOINT_FORMAT.into(),
+                version: CHECKPOINT_VERSION,
+                dataset: cfg.dataset.clone(),
+                experiment: cfg.experiment_name(),
+                epoch,
+                epochs: cfg.epochs,
+                net: NetMeta::from_spec(&self.net.spec),
+                optimizer_step: self.adam.step,
+                lr: self.lr_for_epoch(epoch),
+                scheduler: cfg.use_scheduler.then_some(SchedulerMeta {
+                    t_max: cfg.epochs,
+                    last_epoch: epoch,
+                }),
+                records: self.records.clone(),
+                source: None,
+            },
+            model: self.model_tensors(),
+            optimizer: self.adam.state(),
+        }
+    }
+
+    /// Loads a checkpoint's weights, buffers, optimiser state and records; returns the epoch to
+    /// start from. The network in the checkpoint must be the one the config describes.
+    pub fn restore(&mut self, ckpt: &Checkpoint) -> Result<i64, TrainError> {
+        let epoch = ckpt.meta.epoch;
+        let fail = |reason: String| TrainError::Resume { epoch, reason };
+        if let Some(why) = ckpt.meta.net.mismatch(&self.cfg) {
+            return Err(fail(why));
+        }
+        load_into(&self.vs, &ckpt.model).map_err(|e| fail(format!("the checkpoint has {e}")))?;
+        self.adam.load_state(&ckpt.optimizer).map_err(fail)?;
+        self.records = ckpt.meta.records.clone();
+        self.records.truncate_after(epoch);
+        Ok(epoch + 1)
+    }
+
+    /// Takes in the clustering scores of `epoch` (the evaluation's hook): updates the running best
+    /// and the records; a new best NMI makes [`RunSaver`] save the "best" model at epoch end.
+    pub fn observe_evaluation(&mut self, epoch: i64, scores: Scores) -> bool {
+        self.records.observe(epoch, scores)
+    }
+
+    /// Bookkeeping at the end of a completed epoch: the records column at 100-epoch marks, then
+    /// the saver's files.
+    fn end_of_epoch(&mut self, epoch: i64, reporter: &mut dyn Reporter) -> Result<(), TrainError> {
+        if epoch % KEEP_EVERY == 0 {
+            self.records.mark(epoch);
+        }
+        if let Some(saver) = &self.saver {
+            saver.end_of_epoch(self, epoch, reporter)?;
+        }
+        Ok(())
     }
 
     pub fn parameter_count(&self) -> i64 {
@@ -289,12 +374,19 @@ impl Trainer {
                 seconds: secs,
                 images_per_sec: (done * b) as f64 / secs.max(1e-9),
             });
-            summary.last_epoch = epoch;
-            // A stop request skips the evaluation so the run ends promptly.
+            // Evaluation before the epoch's bookkeeping: a new best NMI saves the "best" model.
+            // A stop request skips it so the run ends promptly.
             if !stop.is_stopped() || epoch == self.cfg.epochs {
-                self.evaluator
-                    .after_epoch(&self.net, self.device, epoch, reporter)?;
+                self.evaluator.after_epoch(
+                    &self.net,
+                    self.device,
+                    epoch,
+                    &mut self.records,
+                    reporter,
+                )?;
             }
+            self.end_of_epoch(epoch, reporter)?;
+            summary.last_epoch = epoch;
             if stop.is_stopped() && epoch < self.cfg.epochs {
                 reporter.report(&Event::Stopped {
                     epoch,

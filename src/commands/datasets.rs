@@ -1,0 +1,485 @@
+//! `cdw datasets`: list, download, check and sample the datasets of SPEC 2.7.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{ConfigError, ConfigFile};
+use crate::data::catalog::{self, Source, Status, NAMED};
+use crate::data::download::{self, DownloadEvent, Options};
+use crate::data::{self, DecodeProgress, ImageSet};
+
+use super::Failure;
+
+/// `println!` that ignores a closed stdout (`cdw datasets list | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+#[derive(Debug, Args)]
+pub struct DatasetsCmd {
+    #[command(subcommand)]
+    pub action: DatasetsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetsAction {
+    /// Each known dataset: whether it is present and valid, its folder and its size on disk.
+    List(RootArgs),
+    /// Fetch a dataset's official archive (resuming an interrupted transfer), check its MD5,
+    /// extract it and check the result. Set CDW_DATASET_MIRROR=URL to fetch from a mirror.
+    Download {
+        /// cifar10, cifar100, stl10, tiny-imagenet (imagenet10: prints how to get it).
+        name: String,
+        #[command(flatten)]
+        root: RootArgs,
+        /// Keep the archive after extracting it.
+        #[arg(long)]
+        keep_archive: bool,
+        /// Download even when the dataset is already present and complete.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Read every image of a dataset and print the images per class.
+    Check {
+        /// A dataset name or folder:PATH.
+        name: String,
+        #[command(flatten)]
+        root: RootArgs,
+    },
+    /// Write image I as a PNG, exactly as the loader holds it before augmentation.
+    Sample {
+        /// A dataset name or folder:PATH.
+        name: String,
+        /// Index in the training set (train images first, then test).
+        #[arg(long)]
+        index: usize,
+        #[arg(long, value_name = "FILE.png")]
+        out: PathBuf,
+        #[command(flatten)]
+        root: RootArgs,
+    },
+}
+
+/// Where the datasets are.
+#[derive(Debug, Args, Clone)]
+pub struct RootArgs {
+    /// Folder holding the datasets (default: `data_root` of the config, ./data).
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// Config file to take `data_root` and `workers` from (default: the built-in one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl RootArgs {
+    /// The configuration `name` would train with, with `--data-root` applied. Names without a
+    /// block of their own in the config file get the `common` settings.
+    fn config(&self, name: &str) -> Result<crate::config::Config, ConfigError> {
+        let file = ConfigFile::load(self.config.as_deref())?;
+        let mut cfg = match file.resolve(name, &[]) {
+            Err(ConfigError::UnknownDataset { .. }) => file.resolve("folder:", &[])?,
+            other => other?,
+        };
+        if let Some(root) = &self.data_root {
+            cfg.data_root = root.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+pub fn run(cmd: DatasetsCmd) -> Result<ExitCode, Failure> {
+    match cmd.action {
+        DatasetsAction::List(root) => list(&root),
+        DatasetsAction::Download {
+            name,
+            root,
+            keep_archive,
+            force,
+        } => download(&name, &root, keep_archive, force),
+        DatasetsAction::Check { name, root } => check(&name, &root),
+        DatasetsAction::Sample {
+            name,
+            index,
+            out,
+            root,
+        } => sample(&name, index, &out, &root),
+    }
+}
+
+fn list(root: &RootArgs) -> Result<ExitCode, Failure> {
+    out!(
+        "{:<14} {:<11} {:>8} {:>10}  PATH",
+        "DATASET",
+        "STATUS",
+        "IMAGES",
+        "SIZE"
+    );
+    let mut notes = Vec::new();
+    for ds in &NAMED {
+        let data_root = root.config(ds.name)?.data_root;
+        match catalog::status(ds, &data_root) {
+            Status::Missing { looked } => {
+                out!(
+                    "{:<14} {:<11} {:>8} {:>10}  {}",
+                    ds.name,
+                    "missing",
+                    "-",
+                    "-",
+                    looked[0].display()
+                );
+                notes.push(format!(
+                    "{}: get it with `{}`",
+                    ds.name,
+                    ds.download_command(&data_root)
+                ));
+            }
+            Status::Invalid { path, error } => {
+                out!(
+                    "{:<14} {:<11} {:>8} {:>10}  {}",
+                    ds.name,
+                    "invalid",
+                    "-",
+                    human_bytes(catalog::disk_usage(&path)),
+                    path.display()
+                );
+                notes.push(format!("{}: {error}", ds.name));
+            }
+            Status::Present {
+                path,
+                images,
+                complete,
+                bytes,
+            } => {
+                let status = if complete { "ok" } else { "incomplete" };
+                out!(
+                    "{:<14} {:<11} {:>8} {:>10}  {}",
+                    ds.name,
+                    status,
+                    images,
+                    human_bytes(bytes),
+                    path.display()
+                );
+                if !complete {
+                    notes.push(format!(
+                        "{}: {images} images, the official dataset has {}",
+                        ds.name, ds.images
+                    ));
+                }
+            }
+        }
+    }
+    for n in notes {
+        out!("  {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn download(
+    name: &str,
+    root: &RootArgs,
+    keep_archive: bool,
+    force: bool,
+) -> Result<ExitCode, Failure> {
+    let Some(ds) = catalog::named(name) else {
+        return Err(Failure::usage(format!(
+            "no download for `{name}`; datasets with one: {}",
+            NAMED.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let data_root = root.config(name)?.data_root;
+    if ds.archive.is_none() {
+        out!("{}", download::manual_instructions(ds, &data_root));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !force {
+        if let Status::Present {
+            path,
+            complete: true,
+            ..
+        } = catalog::status(ds, &data_root)
+        {
+            out!(
+                "{name} is already present and complete in {} (use --force to download it again)",
+                path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let opts = Options {
+        keep_archive,
+        ..Options::default()
+    };
+    let mut view = DownloadView::new();
+    let result = download::install(ds, &data_root, &opts, &mut |e| view.show(e));
+    view.finish();
+    let path = result.map_err(Failure::runtime)?;
+    out!("{name} is ready in {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(name: &str, root: &RootArgs) -> Result<ExitCode, Failure> {
+    let cfg = root.config(name)?;
+    let set = if name == "shapes" {
+        data::load_named(name, &cfg, &|_| {}).map_err(Failure::runtime)?
+    } else {
+        let source = Source::open(name, &cfg.data_root).map_err(data_failure)?;
+        out!(
+            "reading {} images from {}",
+            source.len(),
+            source.path().display()
+        );
+        let bar = decode_bar();
+        let set = source.load(data::threads(cfg.workers), &|p| show_progress(&bar, p));
+        bar.finish_and_clear();
+        set.map_err(Failure::runtime)?
+    };
+    print_summary(&set);
+    if let Some(ds) = catalog::named(name) {
+        if set.len() == ds.images && set.class_names.len() == ds.classes {
+            out!(
+                "complete: the official {} images in {} classes",
+                ds.images,
+                ds.classes
+            );
+        } else {
+            out!(
+                "incomplete: the official {name} has {} images in {} classes",
+                ds.images,
+                ds.classes
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(set: &ImageSet) {
+    let dims = set.images.iter().map(|i| i.dimensions());
+    let (min, max) = dims.fold(((u32::MAX, u32::MAX), (0, 0)), |(lo, hi), (w, h)| {
+        ((lo.0.min(w), lo.1.min(h)), (hi.0.max(w), hi.1.max(h)))
+    });
+    let size = if set.is_empty() {
+        "no images".to_string()
+    } else if min == max {
+        format!("{}x{}", min.0, min.1)
+    } else {
+        format!("{}x{} to {}x{}", min.0, min.1, max.0, max.1)
+    };
+    out!(
+        "{}: {} images in {} classes, {size}, {} of pixels in memory",
+        set.name,
+        set.len(),
+        set.class_names.len(),
+        human_bytes(set.pixel_bytes() as u64)
+    );
+    let width = set.class_names.iter().map(|c| c.len()).max().unwrap_or(0);
+    for (label, (class, count)) in set.class_names.iter().zip(set.class_counts()).enumerate() {
+        out!("  {label:>4}  {class:<width$}  {count}");
+    }
+}
+
+fn sample(name: &str, index: usize, out: &Path, root: &RootArgs) -> Result<ExitCode, Failure> {
+    let cfg = root.config(name)?;
+    let (image, label, class_names) = if name == "shapes" {
+        let set = data::load_named(name, &cfg, &|_| {}).map_err(Failure::runtime)?;
+        let len = set.len();
+        let image = set.images.get(index).cloned().ok_or_else(|| {
+            Failure::usage(data::DataError::IndexOutOfRange {
+                name: name.into(),
+                index,
+                len,
+            })
+        })?;
+        (image, set.labels[index], set.class_names)
+    } else {
+        let source = Source::open(name, &cfg.data_root).map_err(data_failure)?;
+        let (image, label) = source.image(index).map_err(data_failure)?;
+        (image, label, source.class_names())
+    };
+    image
+        .save_with_format(out, image::ImageFormat::Png)
+        .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", out.display())))?;
+    let class = class_names
+        .get(label as usize)
+        .map(String::as_str)
+        .unwrap_or("?");
+    out!(
+        "{name} image {index}: label {label} ({class}), {}x{}, written to {}",
+        image.width(),
+        image.height(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A wrong name or index is the user's mistake (exit code 2); bad files are not (1).
+fn data_failure(e: data::DataError) -> Failure {
+    match e {
+        data::DataError::Unknown(_) | data::DataError::IndexOutOfRange { .. } => Failure::usage(e),
+        e => Failure::runtime(e),
+    }
+}
+
+/// A progress bar for decoding images (hidden when stderr is not a terminal).
+fn decode_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "decoding {prefix} [{bar:30}] {pos}/{len} images {per_sec} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Shows a decoding bar for `p`.
+fn show_progress(bar: &ProgressBar, p: DecodeProgress<'_>) {
+    if bar.prefix() != p.dataset {
+        bar.set_prefix(p.dataset.to_string());
+        bar.reset();
+    }
+    bar.set_length(p.total as u64);
+    bar.set_position(p.done as u64);
+}
+
+/// [`data::load`] with a decoding progress bar on a terminal.
+pub(crate) fn load_with_bar(cfg: &crate::config::Config) -> Result<ImageSet, data::DataError> {
+    let bar = decode_bar();
+    let set = data::load_with_progress(cfg, &|p| show_progress(&bar, p));
+    bar.finish_and_clear();
+    set
+}
+
+/// Renders download events: progress bars on a terminal, a line per stage otherwise.
+struct DownloadView {
+    bar: Option<ProgressBar>,
+    stage: &'static str,
+    terminal: bool,
+}
+
+impl DownloadView {
+    fn new() -> DownloadView {
+        DownloadView {
+            bar: None,
+            stage: "",
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// The bar of `stage`, created when the stage starts.
+    fn bar(&mut self, stage: &'static str, total: Option<u64>) -> &ProgressBar {
+        if self.stage != stage {
+            self.finish();
+            self.stage = stage;
+            if !self.terminal {
+                eprintln!("{stage}...");
+            }
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(total.unwrap_or(0));
+            let template = if total.is_some() {
+                "{prefix:<11} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
+            } else {
+                "{prefix:<11} {spinner} {bytes} {binary_bytes_per_sec}"
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(stage);
+            bar
+        });
+        if let Some(t) = total {
+            bar.set_length(t);
+        }
+        bar
+    }
+
+    fn show(&mut self, event: DownloadEvent) {
+        match event {
+            DownloadEvent::Request { url, resume_from } => {
+                self.finish();
+                if resume_from > 0 {
+                    eprintln!("resuming {url} after {}", human_bytes(resume_from));
+                } else {
+                    eprintln!("downloading {url}");
+                }
+            }
+            DownloadEvent::Received { done, total } => {
+                self.bar("downloading", total).set_position(done);
+            }
+            DownloadEvent::Retry {
+                attempt,
+                done,
+                reason,
+            } => {
+                self.finish();
+                eprintln!(
+                    "connection broke off after {} ({reason}); resuming (try {attempt})",
+                    human_bytes(done)
+                );
+            }
+            DownloadEvent::Found { path } => {
+                eprintln!("using the archive already at {}", path.display());
+            }
+            DownloadEvent::Hashing { done, total, .. } => {
+                self.bar("checking MD5", Some(total)).set_position(done);
+            }
+            DownloadEvent::Extracting { done, total, .. } => {
+                self.bar("extracting", Some(total)).set_position(done);
+            }
+            DownloadEvent::Replacing { path } => {
+                self.finish();
+                eprintln!("replacing {}", path.display());
+            }
+            DownloadEvent::Checking { path } => {
+                self.finish();
+                eprintln!("checking {}", path.display());
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        self.stage = "";
+    }
+}
+
+/// `1536` -> `1.5 KiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = n as f64;
+    let mut unit = 0;
+    while x >= 1024.0 && unit + 1 < UNITS.len() {
+        x /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{x:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_uses_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(170_052_171), "162.2 MiB");
+    }
+}

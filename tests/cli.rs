@@ -1,0 +1,197 @@
+//! The real `cdw` binary: linking, `info`, headless training output, errors and Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cdw::events::Event;
+
+const CDW: &str = env!("CARGO_BIN_EXE_cdw");
+
+/// A training small enough for a few seconds on 2 CPU cores.
+const TINY: [&str; 14] = [
+    "--set",
+    "shapes_images=64",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "hidden_dim=32",
+    "--set",
+    "feature_num=16",
+    "--set",
+    "workers=1",
+    "--set",
+    "image_size=32",
+    "--set",
+    "epochs=2",
+];
+
+#[test]
+fn binary_links_libtorch_cuda_with_an_rpath() {
+    let out = Command::new("readelf")
+        .args(["-d", CDW])
+        .output()
+        .expect("readelf (binutils) is installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Shared library: [libtorch_cuda.so]"),
+        "libtorch_cuda.so not NEEDED:\n{text}"
+    );
+    let runpath = text
+        .lines()
+        .find(|l| l.contains("(RUNPATH)") || l.contains("(RPATH)"))
+        .unwrap_or_else(|| panic!("no RUNPATH/RPATH:\n{text}"));
+    let dir = runpath.split('[').nth(1).unwrap().trim_end_matches(']');
+    assert!(
+        std::path::Path::new(dir).join("libtorch_cuda.so").exists(),
+        "rpath {dir} holds no libtorch_cuda.so"
+    );
+}
+
+#[test]
+fn info_reports_libtorch_and_cuda() {
+    let out = Command::new(CDW)
+        .arg("info")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("libtorch 2.11.0"), "{text}");
+    assert!(text.contains("CUDA available: "), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("threads: ")), "{text}");
+}
+
+#[test]
+fn train_prints_json_lines_and_keeps_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(CDW)
+        .args(["train", "--dataset", "shapes", "--records"])
+        .arg(tmp.path())
+        .arg("--checkpoints")
+        .arg(tmp.path().join("checkpoints"))
+        .args(TINY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("experiment bs16_lr0.0003_ResNet18 on cpu:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" trainable parameters"), "{stderr}");
+    let events: Vec<Event> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event: {l}: {e}")))
+        .collect();
+    assert!(matches!(
+        events[0],
+        Event::Started {
+            steps_per_epoch: 4,
+            epochs: 2,
+            ..
+        }
+    ));
+    let steps = events
+        .iter()
+        .filter(|e| matches!(e, Event::Step { .. }))
+        .count();
+    assert_eq!(steps, 8);
+    assert!(matches!(
+        events.last().unwrap(),
+        Event::Finished { epochs: 2, .. }
+    ));
+    let run = tmp.path().join("shapes/bs16_lr0.0003_ResNet18");
+    let metrics = cdw::store::read_metrics(&run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.iter().map(|m| m.epoch).collect::<Vec<_>>(), [1, 2]);
+    let status = std::fs::read_to_string(run.join("status.json")).unwrap();
+    assert!(status.contains("\"state\": \"finished\""), "{status}");
+}
+
+#[test]
+fn bad_config_exits_2_with_one_line() {
+    let out = Command::new(CDW)
+        .args(["train", "--dataset", "shapes", "--set", "batch_size=1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: config field `batch_size`: 1 is out of range; allowed: an integer >= 2\n"
+    );
+}
+
+#[test]
+fn cuda_without_a_gpu_is_a_clear_error() {
+    if tch::Cuda::is_available() {
+        return; // this check is for machines without a GPU
+    }
+    let out = Command::new(CDW)
+        .args(["train", "--dataset", "shapes", "--set", "device=cuda"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: device `cuda` was requested but CUDA is not available"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_after_the_current_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(CDW)
+        .args(["train", "--dataset", "shapes", "--records"])
+        .arg(tmp.path())
+        .arg("--checkpoints")
+        .arg(tmp.path().join("checkpoints"))
+        .args(TINY)
+        .args(["--set", "epochs=50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait for the first step, then interrupt.
+    let start = Instant::now();
+    loop {
+        let line = lines
+            .next()
+            .expect("training ended before its first step")
+            .unwrap();
+        if line.contains("\"event\":\"step\"") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let last: Event = serde_json::from_str(rest.last().expect("a stopped event")).unwrap();
+    assert!(matches!(last, Event::Stopped { .. }), "{last:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted: stopped after epoch"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let run = tmp.path().join("shapes/bs16_lr0.0003_ResNet18");
+    let status = std::fs::read_to_string(run.join("status.json")).unwrap();
+    assert!(status.contains("\"state\": \"stopped\""), "{status}");
+    // Every line of the metrics file is complete.
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(text.ends_with('\n'));
+    let rows = cdw::store::read_metrics(&run.join("metrics.csv")).unwrap();
+    assert_eq!(rows.len(), text.lines().count() - 1);
+}
