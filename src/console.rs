@@ -152,6 +152,14 @@ impl Reporter for ProgressReporter {
                     "epoch {epoch}/{epochs}: loss {total_loss:.4} (instance {instance_loss:.4}, feature {feature_loss:.4}) lr {lr:.3e} {seconds:.1}s {images_per_sec:.0} img/s"
                 );
             }
+            Event::Evaluation { .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                if let Some(line) = evaluation_line(event) {
+                    println!("{line}");
+                }
+            }
             Event::Stopped {
                 epoch,
                 step,
@@ -178,9 +186,61 @@ impl Reporter for ProgressReporter {
     }
 }
 
+/// One line for an [`Event::Evaluation`]: the six metrics and the best NMI so far.
+pub fn evaluation_line(event: &Event) -> Option<String> {
+    let Event::Evaluation {
+        epoch,
+        samples,
+        clusters,
+        nmi_backbone,
+        ari_backbone,
+        acc_backbone,
+        nmi_feature,
+        ari_feature,
+        acc_feature,
+        best_nmi_backbone,
+        best_nmi_feature,
+        seconds,
+        ..
+    } = event
+    else {
+        return None;
+    };
+    Some(format!(
+        "  eval epoch {epoch} ({samples} images, k={clusters}, {seconds:.1}s): backbone NMI {nmi_backbone:.4} ARI {ari_backbone:.4} ACC {acc_backbone:.4} | feature NMI {nmi_feature:.4} ARI {ari_feature:.4} ACC {acc_feature:.4} | best NMI {best_nmi_backbone:.4} / {best_nmi_feature:.4}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluation_line_shows_the_six_metrics() {
+        let e = Event::Evaluation {
+            epoch: 7,
+            samples: 6000,
+            clusters: 10,
+            nmi_backbone: 0.5,
+            ari_backbone: 0.25,
+            acc_backbone: 0.625,
+            nmi_feature: 0.4,
+            ari_feature: 0.2,
+            acc_feature: 0.5,
+            best_nmi_backbone: 0.55,
+            best_ari_backbone: 0.3,
+            best_acc_backbone: 0.7,
+            best_nmi_feature: 0.45,
+            best_ari_feature: 0.2,
+            best_acc_feature: 0.5,
+            seconds: 12.34,
+        };
+        assert_eq!(
+            evaluation_line(&e).unwrap(),
+            "  eval epoch 7 (6000 images, k=10, 12.3s): backbone NMI 0.5000 ARI 0.2500 ACC 0.6250 | feature NMI 0.4000 ARI 0.2000 ACC 0.5000 | best NMI 0.5500 / 0.4500"
+        );
+        assert_eq!(evaluation_line(&Event::Failed { error: "x".into() }), None);
+    }
 
     #[test]
     fn thousands_separators() {

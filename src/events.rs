@@ -45,6 +45,27 @@ pub enum Event {
         seconds: f64,
         images_per_sec: f64,
     },
+    /// The clustering metrics after an epoch (SPEC 2.6), with their running maxima.
+    Evaluation {
+        epoch: i64,
+        /// Images evaluated (the whole set, or the fraction `evaluation_mode` asks for).
+        samples: usize,
+        /// k of k-means: the distinct labels among them.
+        clusters: usize,
+        nmi_backbone: f64,
+        ari_backbone: f64,
+        acc_backbone: f64,
+        nmi_feature: f64,
+        ari_feature: f64,
+        acc_feature: f64,
+        best_nmi_backbone: f64,
+        best_ari_backbone: f64,
+        best_acc_backbone: f64,
+        best_nmi_feature: f64,
+        best_ari_feature: f64,
+        best_acc_feature: f64,
+        seconds: f64,
+    },
     /// A resumable checkpoint of `epoch` was written (the run can be resumed after it).
     Checkpoint { epoch: i64, path: String },
     /// Network weights were saved: `tag` is `epoch_N`, `best` or `final`.

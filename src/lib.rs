@@ -8,6 +8,7 @@ pub mod config;
 pub mod console;
 pub mod data;
 pub mod device;
+pub mod eval;
 pub mod events;
 pub mod model;
 pub mod pickle;

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod datasets;
+mod evaluate;
 mod info;
 mod interchange;
 mod train;
@@ -30,6 +31,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Show the resolved configuration of a dataset, or the list of config fields.
     Config(ConfigCmd),
+    /// Cluster a model's embeddings of a dataset (k-means) and print NMI / ARI / ACC.
+    Evaluate(EvaluateArgs),
     /// Turn a PyTorch checkpoint of the reference code (.pth state_dict or .pth.tar training
     /// checkpoint) into a cdw checkpoint that a run continues from.
     Import(ImportArgs),
@@ -123,6 +126,34 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Evaluate the model (or checkpoint) this run kept at epoch N.
+    #[arg(long, value_name = "N", conflicts_with = "model")]
+    pub epoch: Option<i64>,
+    /// Evaluate these weights: a cdw model or checkpoint, or a safetensors state_dict with the
+    /// reference parameter names.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Directory holding the run records (the t-SNE pictures go to its run folder).
+    #[arg(long, default_value = "records", value_name = "DIR")]
+    pub records: PathBuf,
+    /// Directory holding the checkpoints and saved models (for --epoch).
+    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
+    pub checkpoints: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write embeddings (h.npy, f.npy), labels, indices and k-means assignments as .npy files.
+    #[arg(long, value_name = "DIR")]
+    pub dump: Option<PathBuf>,
+    /// Also draw t-SNE maps of 1000 fixed images into the run's tsne/ folder.
+    #[arg(long)]
+    pub tsne: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ConfigCmd {
     #[command(subcommand)]
     pub action: ConfigAction,
@@ -172,6 +203,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Info => info::run().map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args),
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),
+        Command::Evaluate(args) => evaluate::run(&args),
         Command::Import(args) => interchange::import(&args).map(|_| ExitCode::SUCCESS),
         Command::Export(args) => interchange::export(&args).map(|_| ExitCode::SUCCESS),
         Command::Datasets(c) => datasets::run(c),

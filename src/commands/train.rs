@@ -87,6 +87,11 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
     install_interrupt_handler(stop.clone());
 
     let mut trainer = Trainer::new(&cfg, set, device).map_err(Failure::usage)?;
+    if cfg.customize_datasets {
+        // Trained on the concatenation, judged on the named dataset alone (SPEC 2.7).
+        let eval_set = crate::data::load_evaluation(&cfg).map_err(Failure::runtime)?;
+        trainer.evaluator = crate::eval::Evaluator::new(&cfg, std::sync::Arc::new(eval_set));
+    }
     let (start_epoch, mut log) = match &resume {
         Some(ckpt) => {
             let start = trainer.restore(ckpt).map_err(Failure::runtime)?;
@@ -122,6 +127,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
         save_model: cfg.save_model,
     });
     let run_path: PathBuf = run_dir.path.clone();
+    trainer.evaluator.tsne_dir = Some(run_dir.tsne_dir());
     let mut console = reporter_for_stdout(args.json);
     let result = {
         let mut fan = Fanout(vec![console.as_mut(), &mut log]);

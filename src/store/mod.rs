@@ -1,8 +1,8 @@
 //! Run directories and the files a run leaves behind: the resolved config, the per-epoch metrics
 //! CSV, the append-only event log (JSON lines another process can follow), and the run status.
 //!
-//! Layout: `<records>/<dataset>/<experiment>/{config.yaml, metrics.csv, events.jsonl, status.json,
-//! records_<experiment>.csv, lock}` and `<checkpoints>/<dataset>/<experiment>/` (see [`checkpoint`]).
+//! Layout: `<records>/<dataset>/<experiment>/{config.yaml, metrics.csv, evaluation.csv, events.jsonl,
+//! status.json, records_<experiment>.csv, lock, tsne/}` and `<checkpoints>/<dataset>/<experiment>/` (see [`checkpoint`]).
 
 pub mod checkpoint;
 pub mod interchange;
@@ -23,6 +23,9 @@ use crate::events::{Event, Reporter};
 /// Columns of `metrics.csv`, one row per completed epoch.
 pub const METRICS_HEADER: &str =
     "epoch,instance_loss,feature_loss,total_loss,lr,seconds,images_per_sec";
+
+/// Columns of `evaluation.csv`, one row per evaluated epoch (SPEC 2.6).
+pub const EVALUATION_HEADER: &str = "epoch,samples,clusters,nmi_backbone,ari_backbone,acc_backbone,nmi_feature,ari_feature,acc_feature,best_nmi_backbone,best_ari_backbone,best_acc_backbone,best_nmi_feature,best_ari_feature,best_acc_feature,seconds";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -105,6 +108,13 @@ impl RunDir {
     }
     pub fn metrics_path(&self) -> PathBuf {
         self.path.join("metrics.csv")
+    }
+    pub fn evaluation_path(&self) -> PathBuf {
+        self.path.join("evaluation.csv")
+    }
+    /// Folder of the t-SNE pictures and their points.
+    pub fn tsne_dir(&self) -> PathBuf {
+        self.path.join("tsne")
     }
     pub fn events_path(&self) -> PathBuf {
         self.path.join("events.jsonl")
@@ -201,6 +211,7 @@ pub struct RunLog {
     dir: RunDir,
     events: BufWriter<File>,
     metrics: BufWriter<File>,
+    evaluation: BufWriter<File>,
     status: RunStatus,
     error: Option<StoreError>,
 }
@@ -225,6 +236,13 @@ impl RunLog {
                 path: dir.metrics_path(),
                 source,
             })?;
+        let mut evaluation = BufWriter::new(open(dir.evaluation_path())?);
+        writeln!(evaluation, "{EVALUATION_HEADER}")
+            .and_then(|_| evaluation.flush())
+            .map_err(|source| StoreError::Write {
+                path: dir.evaluation_path(),
+                source,
+            })?;
         let status = RunStatus {
             state: RunState::Running,
             experiment: cfg.experiment_name(),
@@ -239,6 +257,7 @@ impl RunLog {
             dir,
             events,
             metrics,
+            evaluation,
             status,
             error: None,
         })
@@ -259,6 +278,7 @@ impl RunLog {
         };
         let events = BufWriter::new(open(dir.events_path())?);
         let metrics = BufWriter::new(open(dir.metrics_path())?);
+        let evaluation = BufWriter::new(open(dir.evaluation_path())?);
         let status = RunStatus {
             state: RunState::Running,
             experiment: cfg.experiment_name(),
@@ -273,6 +293,7 @@ impl RunLog {
             dir,
             events,
             metrics,
+            evaluation,
             status,
             error: None,
         })
@@ -302,6 +323,31 @@ impl RunLog {
                 "{epoch},{instance_loss},{feature_loss},{total_loss},{lr},{seconds:.3},{images_per_sec:.1}"
             )?;
             self.metrics.flush()?;
+        }
+        if let Event::Evaluation {
+            epoch,
+            samples,
+            clusters,
+            nmi_backbone,
+            ari_backbone,
+            acc_backbone,
+            nmi_feature,
+            ari_feature,
+            acc_feature,
+            best_nmi_backbone,
+            best_ari_backbone,
+            best_acc_backbone,
+            best_nmi_feature,
+            best_ari_feature,
+            best_acc_feature,
+            seconds,
+        } = event
+        {
+            writeln!(
+                self.evaluation,
+                "{epoch},{samples},{clusters},{nmi_backbone},{ari_backbone},{acc_backbone},{nmi_feature},{ari_feature},{acc_feature},{best_nmi_backbone},{best_ari_backbone},{best_acc_backbone},{best_nmi_feature},{best_ari_feature},{best_acc_feature},{seconds:.3}"
+            )?;
+            self.evaluation.flush()?;
         }
         Ok(())
     }
@@ -337,27 +383,13 @@ impl Reporter for RunLog {
     }
 }
 
-/// Cuts `metrics.csv` and `events.jsonl` back to what happened up to the end of `epoch`: rows of
-/// later epochs go, as do events that name a later epoch and lines torn by a crash. Events
-/// without an epoch (started, finished, failed) stay: they mark the sessions of the run.
+/// Cuts `metrics.csv`, `evaluation.csv` and `events.jsonl` back to what happened up to the end of
+/// `epoch`: rows of later epochs go, as do events that name a later epoch and lines torn by a
+/// crash. Events without an epoch (started, finished, failed) stay: they mark the sessions of the
+/// run.
 pub fn cut_history(dir: &RunDir, epoch: i64) -> Result<(), StoreError> {
-    let metrics = dir.metrics_path();
-    let mut kept = format!("{METRICS_HEADER}\n");
-    if let Ok(text) = fs::read_to_string(&metrics) {
-        let mut lines = text.lines();
-        let header = lines.next().unwrap_or(METRICS_HEADER);
-        let width = header.split(',').count();
-        kept = format!("{header}\n");
-        for line in lines {
-            let first = line.split(',').next().and_then(|e| e.parse::<i64>().ok());
-            let complete = line.split(',').count() == width;
-            if complete && first.is_some_and(|e| e <= epoch) {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-        }
-    }
-    write_atomic(&metrics, kept.as_bytes())?;
+    cut_csv(&dir.metrics_path(), METRICS_HEADER, epoch)?;
+    cut_csv(&dir.evaluation_path(), EVALUATION_HEADER, epoch)?;
     let events = dir.events_path();
     let mut out = String::new();
     if let Ok(text) = fs::read_to_string(&events) {
@@ -378,6 +410,26 @@ pub fn cut_history(dir: &RunDir, epoch: i64) -> Result<(), StoreError> {
     write_atomic(&events, out.as_bytes())
 }
 
+/// Keeps the complete rows of a per-epoch CSV (epoch in the first column) up to `epoch`.
+fn cut_csv(path: &Path, default_header: &str, epoch: i64) -> Result<(), StoreError> {
+    let mut kept = format!("{default_header}\n");
+    if let Ok(text) = fs::read_to_string(path) {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or(default_header);
+        let width = header.split(',').count();
+        kept = format!("{header}\n");
+        for line in lines {
+            let first = line.split(',').next().and_then(|e| e.parse::<i64>().ok());
+            let complete = line.split(',').count() == width;
+            if complete && first.is_some_and(|e| e <= epoch) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    write_atomic(path, kept.as_bytes())
+}
+
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EpochMetrics {
@@ -392,6 +444,39 @@ pub struct EpochMetrics {
 
 /// Reads a run's `metrics.csv`; a last line cut short by a crash is ignored.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, StoreError> {
+    let text = fs::read_to_string(path).map_err(|source| StoreError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    Ok(rdr.deserialize().filter_map(Result::ok).collect())
+}
+
+/// One row of `evaluation.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EvaluationRow {
+    pub epoch: i64,
+    pub samples: usize,
+    pub clusters: usize,
+    pub nmi_backbone: f64,
+    pub ari_backbone: f64,
+    pub acc_backbone: f64,
+    pub nmi_feature: f64,
+    pub ari_feature: f64,
+    pub acc_feature: f64,
+    pub best_nmi_backbone: f64,
+    pub best_ari_backbone: f64,
+    pub best_acc_backbone: f64,
+    pub best_nmi_feature: f64,
+    pub best_ari_feature: f64,
+    pub best_acc_feature: f64,
+    pub seconds: f64,
+}
+
+/// Reads a run's `evaluation.csv`; a last line cut short by a crash is ignored.
+pub fn read_evaluations(path: &Path) -> Result<Vec<EvaluationRow>, StoreError> {
     let text = fs::read_to_string(path).map_err(|source| StoreError::Read {
         path: path.into(),
         source,
@@ -450,6 +535,57 @@ mod tests {
         let longer = dir.read_config(&["epochs=20".into()]).unwrap();
         assert_eq!(longer.epochs, 20);
         assert_eq!(longer.experiment_name(), cfg.experiment_name());
+    }
+
+    fn evaluation(epoch: i64) -> Event {
+        Event::Evaluation {
+            epoch,
+            samples: 1024,
+            clusters: 4,
+            nmi_backbone: 0.5,
+            ari_backbone: 0.25,
+            acc_backbone: 0.75,
+            nmi_feature: 0.125,
+            ari_feature: -0.5,
+            acc_feature: 0.375,
+            best_nmi_backbone: 0.5,
+            best_ari_backbone: 0.25,
+            best_acc_backbone: 0.75,
+            best_nmi_feature: 0.25,
+            best_ari_feature: 0.0,
+            best_acc_feature: 0.5,
+            seconds: 1.5,
+        }
+    }
+
+    #[test]
+    fn evaluations_go_to_their_own_csv_and_resume_cuts_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = ConfigFile::builtin().resolve("shapes", &[]).unwrap();
+        let dir = RunDir::for_config(tmp.path(), &cfg);
+        let mut log = RunLog::start(dir.clone(), &cfg).unwrap();
+        log.report(&evaluation(3));
+        log.report(&evaluation(4));
+        log.finish(RunState::Stopped, None).unwrap();
+        let text = fs::read_to_string(dir.evaluation_path()).unwrap();
+        assert_eq!(text.lines().next().unwrap(), EVALUATION_HEADER);
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "3,1024,4,0.5,0.25,0.75,0.125,-0.5,0.375,0.5,0.25,0.75,0.25,0,0.5,1.500"
+        );
+        let rows = read_evaluations(&dir.evaluation_path()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].epoch, rows[0].ari_feature, rows[0].best_nmi_feature),
+            (3, -0.5, 0.25)
+        );
+        assert_eq!(read_metrics(&dir.metrics_path()).unwrap().len(), 0);
+        // Resuming after epoch 3 drops the evaluation of epoch 4, then appends.
+        let mut log = RunLog::resume(dir.clone(), &cfg, 3).unwrap();
+        log.report(&evaluation(5));
+        log.finish(RunState::Finished, None).unwrap();
+        let rows = read_evaluations(&dir.evaluation_path()).unwrap();
+        assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [3, 5]);
     }
 
     #[test]

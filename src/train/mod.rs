@@ -14,6 +14,7 @@ use crate::config::{Config, Method};
 use crate::data::augment::Augment;
 use crate::data::loader::{Batch, Loader};
 use crate::data::ImageSet;
+use crate::eval::{EvalError, Evaluator};
 use crate::events::{Event, Reporter};
 use crate::model::{losses, trainable_parameter_count, CdNet, NetSpec, Outputs};
 use crate::store::checkpoint::{
@@ -54,6 +55,8 @@ pub enum TrainError {
     },
     #[error("training diverged at epoch {epoch} step {step}: the loss is {value}")]
     NonFinite { epoch: i64, step: i64, value: f64 },
+    #[error("evaluation failed: {0}")]
+    Eval(#[from] EvalError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
     #[error("cannot save the run: {0}")]
@@ -88,6 +91,8 @@ pub struct Trainer {
     pub net: CdNet,
     pub adam: Adam,
     pub loader: Loader,
+    /// Clustering metrics after epochs as `evaluation_mode` says (SPEC 2.6).
+    pub evaluator: Evaluator,
     /// Best scores and records columns so far (saved in every checkpoint).
     pub records: RunRecords,
     /// Saves checkpoints, models and records at each epoch's end; `None` saves nothing.
@@ -116,8 +121,10 @@ impl Trainer {
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let adam = Adam::new(named, cfg.learning_rate, cfg.weight_decay);
         let images = set.len();
+        let set = Arc::new(set);
+        let evaluator = Evaluator::new(cfg, set.clone());
         let loader = Loader::new(
-            Arc::new(set),
+            set,
             Augment::from_config(cfg),
             cfg.batch_size as usize,
             cfg.workers,
@@ -131,6 +138,7 @@ impl Trainer {
             net,
             adam,
             loader,
+            evaluator,
             records: RunRecords::default(),
             saver: None,
             images,
@@ -366,6 +374,17 @@ impl Trainer {
                 seconds: secs,
                 images_per_sec: (done * b) as f64 / secs.max(1e-9),
             });
+            // Evaluation before the epoch's bookkeeping: a new best NMI saves the "best" model.
+            // A stop request skips it so the run ends promptly.
+            if !stop.is_stopped() || epoch == self.cfg.epochs {
+                self.evaluator.after_epoch(
+                    &self.net,
+                    self.device,
+                    epoch,
+                    &mut self.records,
+                    reporter,
+                )?;
+            }
             self.end_of_epoch(epoch, reporter)?;
             summary.last_epoch = epoch;
             if stop.is_stopped() && epoch < self.cfg.epochs {
@@ -461,6 +480,32 @@ mod tests {
             }
         );
         assert_eq!(events.0.len(), 3);
+    }
+
+    #[test]
+    fn evaluation_follows_the_epochs_it_is_due() {
+        // shapes evaluates with mode `none`: only after the last epoch here.
+        let cfg = tiny_config(&[]);
+        let (set, _) = shapes::generate(32, 32, 1);
+        let mut t = Trainer::new(&cfg, set, Device::Cpu).unwrap();
+        let mut events = Collect::default();
+        t.run(1, &mut events, &Interrupter::new()).unwrap();
+        let evals: Vec<&Event> = events
+            .0
+            .iter()
+            .filter(|e| matches!(e, Event::Evaluation { .. }))
+            .collect();
+        assert_eq!(evals.len(), 1);
+        assert!(matches!(
+            evals[0],
+            Event::Evaluation {
+                epoch: 2,
+                samples: 32,
+                clusters: 4,
+                ..
+            }
+        ));
+        assert!(matches!(events.0.last(), Some(Event::Finished { .. })));
     }
 
     #[test]

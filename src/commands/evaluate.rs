@@ -1,0 +1,358 @@
+//! `cdw evaluate`: the six clustering metrics of a model on the whole evaluation set, as a table
+//! or JSON, with optional `.npy` dumps of the embeddings and t-SNE pictures.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::config::{Config, Method};
+use crate::data;
+use crate::device;
+use crate::eval::{self, npy, Clustering, Progress, Scores};
+use crate::model::{CdNet, NetSpec};
+use crate::store::checkpoint::CheckpointDir;
+use crate::store::interchange::{load_into, match_network, read_weights};
+use crate::store::RunDir;
+
+use super::{EvaluateArgs, Failure};
+
+/// What was evaluated, for the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "path")]
+enum ModelSource {
+    File(PathBuf),
+    /// No model given: the network as initialised from the seed (a baseline, not a result).
+    Initialised,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    dataset: String,
+    method: &'static str,
+    model: ModelSource,
+    device: String,
+    samples: usize,
+    clusters: usize,
+    backbone: Scores,
+    feature: Scores,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<PathBuf>,
+}
+
+pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
+    let cfg = args.config.resolve()?;
+    let device = device::resolve(cfg.device).map_err(Failure::usage)?;
+    let run_dir = RunDir::for_config(&args.records, &cfg);
+    let source = match (&args.model, args.epoch) {
+        (Some(path), _) => ModelSource::File(path.clone()),
+        (None, Some(epoch)) => ModelSource::File(epoch_weights(
+            &CheckpointDir::for_config(&args.checkpoints, &cfg),
+            epoch,
+        )?),
+        (None, None) => ModelSource::Initialised,
+    };
+    let (_vs, net, spec) = match &source {
+        ModelSource::File(path) => load_network(path, &cfg, device)?,
+        ModelSource::Initialised => {
+            eprintln!(
+                "note: no --model or --epoch given: evaluating the freshly initialised network (seed {}), a baseline rather than a trained result",
+                cfg.seed
+            );
+            let vs = nn::VarStore::new(device);
+            let spec = NetSpec::from_config(&cfg);
+            let net = CdNet::new(&vs.root(), spec, cfg.seed);
+            (vs, net, spec)
+        }
+    };
+    // The network evaluated is the file's; its method decides what the final output is.
+    let mut cfg = cfg;
+    cfg.method = spec.method;
+    let set = data::load_evaluation(&cfg).map_err(Failure::runtime)?;
+
+    let mut bar = EvalBar::new();
+    let clustering = eval::cluster(&net, &set, None, &cfg, device, &mut |p| bar.show(p))
+        .map_err(Failure::runtime)?;
+    let mut files = Vec::new();
+    if let Some(dir) = &args.dump {
+        files.extend(dump(dir, &clustering).map_err(Failure::runtime)?);
+    }
+    if args.tsne {
+        let maps = eval::tsne_maps(&net, &set, &cfg, device, &mut |p| bar.show(p))
+            .map_err(Failure::runtime)?;
+        let stem = match (&source, args.epoch) {
+            (ModelSource::File(_), Some(epoch)) if args.model.is_none() => {
+                format!("evaluate_epoch_{epoch:04}")
+            }
+            (ModelSource::File(p), _) => format!(
+                "evaluate_{}",
+                p.file_stem()
+                    .map_or("model".into(), |s| s.to_string_lossy())
+            ),
+            (ModelSource::Initialised, _) => "evaluate_initialised".into(),
+        };
+        files.extend(
+            maps.write(&run_dir.tsne_dir(), &stem)
+                .map_err(Failure::runtime)?,
+        );
+    }
+    bar.finish();
+
+    let e = clustering.evaluation;
+    let report = Report {
+        dataset: cfg.dataset.clone(),
+        method: cfg.method.name(),
+        model: source,
+        device: device::name(device),
+        samples: e.samples,
+        clusters: e.clusters,
+        backbone: e.backbone,
+        feature: e.feature,
+        seconds: e.seconds,
+        files,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(Failure::runtime)?
+        );
+    } else {
+        print!("{}", table(&report, &cfg));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The weights a run kept for `epoch`: the saved model `model_epoch_N`, else the checkpoint kept at
+/// that epoch (or the latest one when it is that epoch).
+fn epoch_weights(dir: &CheckpointDir, epoch: i64) -> Result<PathBuf, Failure> {
+    let model = dir.model_path(&format!("epoch_{epoch}"));
+    if model.exists() {
+        return Ok(model);
+    }
+    let kept = dir.kept_path(epoch);
+    if kept.exists() {
+        return Ok(kept);
+    }
+    let latest = dir.last_path();
+    if dir
+        .load_last()
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.meta.epoch == epoch)
+    {
+        return Ok(latest);
+    }
+    let available = dir.available_epochs();
+    Err(Failure::usage(format!(
+        "no saved model or checkpoint of epoch {epoch} in {} (models are kept every 100 epochs; checkpoints of epochs: {}); pass a file with --model PATH",
+        dir.path.display(),
+        if available.is_empty() {
+            "none".to_string()
+        } else {
+            available.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+        }
+    )))
+}
+
+/// Builds the network a weights file holds (a cdw model or checkpoint, or a safetensors
+/// state_dict with the reference names) on `device` and loads it.
+fn load_network(
+    path: &Path,
+    cfg: &Config,
+    device: Device,
+) -> Result<(nn::VarStore, CdNet, NetSpec), Failure> {
+    let (tensors, meta) = read_weights(path).map_err(Failure::usage)?;
+    let spec = meta
+        .net
+        .to_spec()
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    if let Some(why) = meta.net.mismatch(cfg) {
+        eprintln!(
+            "note: {} holds another network than the config describes ({why}); evaluating the file's network",
+            path.display()
+        );
+    }
+    let tensors = match_network(&tensors, spec)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let vs = nn::VarStore::new(device);
+    let net = CdNet::new(&vs.root(), spec, cfg.seed);
+    load_into(&vs, &tensors).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    Ok((vs, net, spec))
+}
+
+/// Writes the embeddings, labels, image indices and k-means assignments as `.npy` files.
+fn dump(dir: &Path, c: &Clustering) -> Result<Vec<PathBuf>, eval::EvalError> {
+    std::fs::create_dir_all(dir).map_err(|source| crate::store::StoreError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut written = Vec::new();
+    let mut matrix = |name: &str, t: &Tensor| -> Result<(), eval::EvalError> {
+        let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        let data: Vec<f32> = Vec::try_from(t.flatten(0, -1))?;
+        let path = dir.join(name);
+        npy::write_npy(&path, &shape, &data)?;
+        written.push(path);
+        Ok(())
+    };
+    matrix("h.npy", &c.embeddings.h)?;
+    matrix("f.npy", &c.embeddings.f)?;
+    let indices: Vec<i64> = c.embeddings.indices.iter().map(|&i| i as i64).collect();
+    for (name, v) in [
+        ("labels.npy", &c.embeddings.labels),
+        ("indices.npy", &indices),
+        ("kmeans_backbone.npy", &c.backbone_clusters),
+        ("kmeans_feature.npy", &c.feature_clusters),
+    ] {
+        let path = dir.join(name);
+        npy::write_npy(&path, &[v.len()], v)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn table(r: &Report, cfg: &Config) -> String {
+    let model = match &r.model {
+        ModelSource::File(p) => p.display().to_string(),
+        ModelSource::Initialised => "freshly initialised network (untrained)".into(),
+    };
+    let final_name = match cfg.method {
+        Method::Cd => "feature (f)",
+        Method::Simclr => "final (z)",
+    };
+    let mut out = format!(
+        "{} ({}), {} images, k = {}, on {} in {:.1} s\nmodel: {model}\n\n{:<13} {:>7} {:>7} {:>7}\n",
+        r.dataset, r.method, r.samples, r.clusters, r.device, r.seconds, "", "NMI", "ARI", "ACC"
+    );
+    for (name, s) in [("backbone (h)", &r.backbone), (final_name, &r.feature)] {
+        out.push_str(&format!(
+            "{name:<13} {:>7.4} {:>7.4} {:>7.4}\n",
+            s.nmi, s.ari, s.acc
+        ));
+    }
+    if !r.files.is_empty() {
+        out.push('\n');
+        for f in &r.files {
+            out.push_str(&format!("wrote {}\n", f.display()));
+        }
+    }
+    out
+}
+
+/// A progress bar on stderr for the long stages (hidden when stderr is not a terminal).
+struct EvalBar {
+    bar: Option<ProgressBar>,
+    stage: String,
+}
+
+impl EvalBar {
+    fn new() -> EvalBar {
+        EvalBar {
+            bar: None,
+            stage: String::new(),
+        }
+    }
+
+    fn show(&mut self, p: Progress) {
+        let (stage, done, total) = match p {
+            Progress::Embedding { done, total } => ("embedding".to_string(), done, total),
+            Progress::KMeans {
+                space,
+                restart,
+                restarts,
+            } => (format!("k-means {space}"), restart, restarts),
+            Progress::Tsne {
+                space,
+                iteration,
+                iterations,
+            } => (format!("t-SNE {space}"), iteration, iterations),
+        };
+        if stage != self.stage {
+            self.finish();
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(stage.clone());
+            self.bar = Some(bar);
+            self.stage = stage;
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+
+    fn tiny(extra: &[&str]) -> Config {
+        let mut over: Vec<String> = vec!["hidden_dim=16".into(), "feature_num=8".into()];
+        over.extend(extra.iter().map(|s| s.to_string()));
+        ConfigFile::builtin().resolve("shapes", &over).unwrap()
+    }
+
+    #[test]
+    fn a_state_dict_loads_into_the_network_it_describes() {
+        let cfg = tiny(&[]);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = CdNet::new(&vs.root(), NetSpec::from_config(&cfg), 7);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        vs.save(&path).unwrap();
+        let (loaded, net, spec) = load_network(&path, &cfg, Device::Cpu).unwrap();
+        assert_eq!(spec, NetSpec::from_config(&cfg));
+        assert_eq!(net.spec, spec);
+        for (n, t) in vs.variables() {
+            assert!(t.equal(&loaded.variables()[&n]), "{n}");
+        }
+        // A config asking for SimCLR still evaluates the file's CD network.
+        let (_, _, spec) = load_network(&path, &tiny(&["method=simclr"]), Device::Cpu).unwrap();
+        assert_eq!(spec.method, Method::Cd);
+    }
+
+    #[test]
+    fn missing_epochs_and_bad_files_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = CheckpointDir {
+            path: dir.path().to_path_buf(),
+        };
+        let err = epoch_weights(&ckpt, 100).unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(
+            err.message
+                .starts_with("no saved model or checkpoint of epoch 100 in "),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("checkpoints of epochs: none"),
+            "{}",
+            err.message
+        );
+        std::fs::write(ckpt.model_path("epoch_100"), b"x").unwrap();
+        assert_eq!(
+            epoch_weights(&ckpt, 100).unwrap(),
+            ckpt.model_path("epoch_100")
+        );
+        let bad = dir.path().join("bad.safetensors");
+        std::fs::write(&bad, b"not a safetensors file").unwrap();
+        let err = load_network(&bad, &tiny(&[]), Device::Cpu).err().unwrap();
+        assert_eq!(err.code, 2);
+        assert!(err.message.contains("bad.safetensors"), "{}", err.message);
+    }
+}
