@@ -15,15 +15,19 @@ log "cdw info"
 "$bin" info 2>&1 | tee -a "$out/summary.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$out/summary.txt"
 
-# A short ResNet34 training at 224 px on the built-in dataset (SPEC reference settings: batch 128).
-log "train shapes ResNet34 224px batch 128, 2 epochs of 1024 images"
-( while sleep 2; do nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader; done ) > "$out/gpu_samples.csv" &
+# One epoch of ResNet34 at 224 px, batch 128 (SPEC reference settings) on a CIFAR-10-sized workload
+# (60,000 built-in 32x32 images), then the whole-set evaluation (evaluation_mode=all): issue 2's
+# GPU training check and issue 4's "evaluation no longer than one training epoch" in one run.
+log "train shapes 60000 images, ResNet34 224px batch 128, 1 epoch, evaluation_mode=all"
+( while sleep 2; do nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits; done ) > "$out/gpu_samples.csv" &
 sampler=$!
-timeout 300 "$bin" train --dataset shapes --records "$out/records" --json \
+timeout 480 "$bin" train --dataset shapes --records "$out/records" --checkpoints "$out/checkpoints" --json \
   --set device=cuda --set backbone=ResNet34 --set image_size=224 --set batch_size=128 \
-  --set epochs=2 --set shapes_images=1024 --set workers=14 > "$out/train_r34.jsonl" 2> "$out/train_r34.err"
+  --set epochs=1 --set shapes_images=60000 --set evaluation_mode=all --set workers=14 \
+  > "$out/train_r34.jsonl" 2> "$out/train_r34.err"
 echo "exit $?" | tee -a "$out/summary.txt"
 kill $sampler 2>/dev/null
-grep '"event":"epoch"' "$out/train_r34.jsonl" | tee -a "$out/summary.txt"
-log "peak GPU memory used (MiB) and utilisation samples"
+tail -3 "$out/train_r34.err" | tee -a "$out/summary.txt"
+grep -E '"event":"(started|epoch|evaluation|finished|failed)"' "$out/train_r34.jsonl" | tee -a "$out/summary.txt"
+log "peak GPU memory used (MiB), utilisation (%)"
 sort -t, -k1 -n "$out/gpu_samples.csv" | tail -1 | tee -a "$out/summary.txt"
