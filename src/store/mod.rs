@@ -220,47 +220,20 @@ impl RunLog {
     /// Starts the logs of a fresh run (existing metrics and events of the same run are replaced).
     pub fn start(dir: RunDir, cfg: &Config) -> Result<RunLog, StoreError> {
         dir.create(cfg)?;
-        let open = |p: PathBuf| {
-            OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&p)
-                .map_err(|source| StoreError::Write { path: p, source })
-        };
-        let events = BufWriter::new(open(dir.events_path())?);
-        let mut metrics = BufWriter::new(open(dir.metrics_path())?);
-        writeln!(metrics, "{METRICS_HEADER}")
-            .and_then(|_| metrics.flush())
-            .map_err(|source| StoreError::Write {
-                path: dir.metrics_path(),
-                source,
-            })?;
-        let mut evaluation = BufWriter::new(open(dir.evaluation_path())?);
-        writeln!(evaluation, "{EVALUATION_HEADER}")
-            .and_then(|_| evaluation.flush())
-            .map_err(|source| StoreError::Write {
-                path: dir.evaluation_path(),
-                source,
-            })?;
-        let status = RunStatus {
-            state: RunState::Running,
-            experiment: cfg.experiment_name(),
-            dataset: cfg.dataset.clone(),
-            epoch: 0,
-            epochs: cfg.epochs,
-            pid: std::process::id(),
-            error: None,
-        };
-        dir.write_status(&status)?;
-        Ok(RunLog {
-            dir,
-            events,
-            metrics,
-            evaluation,
-            status,
-            error: None,
-        })
+        let mut log = RunLog::open(dir, cfg, 0, false)?;
+        for (w, header, path) in [
+            (&mut log.metrics, METRICS_HEADER, log.dir.metrics_path()),
+            (
+                &mut log.evaluation,
+                EVALUATION_HEADER,
+                log.dir.evaluation_path(),
+            ),
+        ] {
+            writeln!(w, "{header}")
+                .and_then(|_| w.flush())
+                .map_err(|source| StoreError::Write { path, source })?;
+        }
+        Ok(log)
     }
 
     /// Continues the logs of a run resumed after `epoch`: rows and events of later epochs (an
@@ -269,16 +242,25 @@ impl RunLog {
     pub fn resume(dir: RunDir, cfg: &Config, epoch: i64) -> Result<RunLog, StoreError> {
         dir.create(cfg)?;
         cut_history(&dir, epoch)?;
+        RunLog::open(dir, cfg, epoch, true)
+    }
+
+    /// Opens the three logs (appending, or replacing them) and marks the run as running after
+    /// `epoch`.
+    fn open(dir: RunDir, cfg: &Config, epoch: i64, append: bool) -> Result<RunLog, StoreError> {
         let open = |p: PathBuf| {
             OpenOptions::new()
                 .create(true)
-                .append(true)
+                .write(true)
+                .append(append)
+                .truncate(!append)
                 .open(&p)
+                .map(BufWriter::new)
                 .map_err(|source| StoreError::Write { path: p, source })
         };
-        let events = BufWriter::new(open(dir.events_path())?);
-        let metrics = BufWriter::new(open(dir.metrics_path())?);
-        let evaluation = BufWriter::new(open(dir.evaluation_path())?);
+        let events = open(dir.events_path())?;
+        let metrics = open(dir.metrics_path())?;
+        let evaluation = open(dir.evaluation_path())?;
         let status = RunStatus {
             state: RunState::Running,
             experiment: cfg.experiment_name(),
