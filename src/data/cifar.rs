@@ -119,6 +119,16 @@ impl CifarKind {
         }
     }
 
+    /// The set named `name` holding these decoded images, with this kind's class names.
+    fn image_set(self, name: &str, images: Vec<RgbImage>, labels: Vec<i64>) -> ImageSet {
+        ImageSet {
+            name: name.to_string(),
+            images,
+            labels,
+            class_names: self.class_names().iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     fn allowed_labels(self) -> &'static str {
         match self {
             CifarKind::Cifar10 => "0 to 9",
@@ -231,17 +241,7 @@ impl CifarBinary {
             },
         )?;
         let (images, labels) = decoded.into_iter().unzip();
-        Ok(ImageSet {
-            name: name.to_string(),
-            images,
-            labels,
-            class_names: self
-                .kind
-                .class_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        })
+        Ok(self.kind.image_set(name, images, labels))
     }
 
     /// Image `index` of the training set (train, then test) and its label, read alone.
@@ -355,17 +355,7 @@ impl CifarPython {
             images.extend(decoded);
             labels.extend(batch.labels);
         }
-        Ok(ImageSet {
-            name: name.to_string(),
-            images,
-            labels,
-            class_names: self
-                .kind
-                .class_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        })
+        Ok(self.kind.image_set(name, images, labels))
     }
 
     /// Image `index` of the training set (train, then test) and its label; reads one file.

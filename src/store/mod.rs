@@ -426,6 +426,12 @@ pub struct EpochMetrics {
 
 /// Reads a run's `metrics.csv`; a last line cut short by a crash is ignored.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, StoreError> {
+    read_log_rows(path)
+}
+
+/// The complete rows of an append-only CSV log; rows that do not parse (a last line cut short by
+/// a crash) are skipped.
+fn read_log_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, StoreError> {
     let text = fs::read_to_string(path).map_err(|source| StoreError::Read {
         path: path.into(),
         source,
@@ -459,14 +465,7 @@ pub struct EvaluationRow {
 
 /// Reads a run's `evaluation.csv`; a last line cut short by a crash is ignored.
 pub fn read_evaluations(path: &Path) -> Result<Vec<EvaluationRow>, StoreError> {
-    let text = fs::read_to_string(path).map_err(|source| StoreError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    Ok(rdr.deserialize().filter_map(Result::ok).collect())
+    read_log_rows(path)
 }
 
 #[cfg(test)]
