@@ -41,10 +41,48 @@ impl Reporter for JsonLines {
     }
 }
 
-/// A progress bar per epoch and a summary line per epoch.
+/// A progress bar per stage of a long job (embedding, k-means, t-SNE, ...) on stderr, hidden when
+/// stderr is not a terminal. A new label starts a new bar.
+#[derive(Default)]
+pub struct StageBar {
+    bar: Option<ProgressBar>,
+    label: String,
+}
+
+impl StageBar {
+    /// Shows `done` of `total` for the stage `label`.
+    pub fn show(&mut self, label: &str, done: usize, total: usize) {
+        if self.bar.is_none() || label != self.label {
+            self.finish();
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {elapsed}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(label.to_string());
+            self.bar = Some(bar);
+            self.label = label.to_string();
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+    }
+
+    /// Clears the bar of the current stage.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A progress bar per epoch and a summary line per epoch; a bar per stage of an evaluation.
 #[derive(Default)]
 pub struct ProgressReporter {
     bar: Option<ProgressBar>,
+    stage: StageBar,
     started: Option<Instant>,
     steps_per_epoch: i64,
     total_steps: i64,
@@ -87,6 +125,9 @@ fn hms(d: Duration) -> String {
 
 impl Reporter for ProgressReporter {
     fn report(&mut self, event: &Event) {
+        if !matches!(event, Event::EvaluationProgress { .. }) {
+            self.stage.finish();
+        }
         match event {
             Event::Started {
                 experiment,
@@ -151,6 +192,24 @@ impl Reporter for ProgressReporter {
                 println!(
                     "epoch {epoch}/{epochs}: loss {total_loss:.4} (instance {instance_loss:.4}, feature {feature_loss:.4}) lr {lr:.3e} {seconds:.1}s {images_per_sec:.0} img/s"
                 );
+            }
+            Event::EvaluationProgress {
+                epoch,
+                stage,
+                space,
+                done,
+                total,
+            } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                let label = format!("eval {epoch}: {}", stage.label(space.as_deref()));
+                self.stage.show(&label, *done, *total);
+            }
+            Event::TsneWritten { files, .. } => {
+                for f in files {
+                    println!("wrote {f}");
+                }
             }
             Event::Evaluation { .. } => {
                 if let Some(bar) = self.bar.take() {

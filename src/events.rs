@@ -66,6 +66,19 @@ pub enum Event {
         best_acc_feature: f64,
         seconds: f64,
     },
+    /// How far the evaluation after `epoch` has got, so a long one visibly moves: reported after
+    /// each batch of the embedding pass, each k-means restart and every 50 t-SNE iterations.
+    EvaluationProgress {
+        epoch: i64,
+        stage: EvaluationStage,
+        /// The output being clustered or mapped (`backbone` or `feature`); absent while embedding.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        space: Option<String>,
+        done: usize,
+        total: usize,
+    },
+    /// The t-SNE maps of `epoch` were written: PNG pictures and the CSV of 2-D points.
+    TsneWritten { epoch: i64, files: Vec<String> },
     /// A resumable checkpoint of `epoch` was written (the run can be resumed after it).
     Checkpoint { epoch: i64, path: String },
     /// Network weights were saved: `tag` is `epoch_N`, `best` or `final`.
@@ -84,6 +97,33 @@ pub enum Event {
     Finished { epochs: i64, seconds: f64 },
     /// The run failed with this error.
     Failed { error: String },
+}
+
+/// The long stages of an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvaluationStage {
+    /// Images through the network (done/total: images).
+    Embedding,
+    /// k-means restarts (done/total: restarts).
+    Kmeans,
+    /// t-SNE optimisation (done/total: iterations).
+    Tsne,
+}
+
+impl EvaluationStage {
+    /// What a progress bar calls the stage: `embedding`, `k-means feature`, `t-SNE backbone`.
+    pub fn label(self, space: Option<&str>) -> String {
+        let name = match self {
+            EvaluationStage::Embedding => "embedding",
+            EvaluationStage::Kmeans => "k-means",
+            EvaluationStage::Tsne => "t-SNE",
+        };
+        match space {
+            Some(space) => format!("{name} {space}"),
+            None => name.to_string(),
+        }
+    }
 }
 
 /// Receives the events of a run. The training loop knows nothing else about its audience.
@@ -130,5 +170,35 @@ mod tests {
         );
         let back: Event = serde_json::from_str(&json).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn evaluation_progress_names_its_stage_and_space() {
+        let e = Event::EvaluationProgress {
+            epoch: 2,
+            stage: EvaluationStage::Kmeans,
+            space: Some("feature".into()),
+            done: 3,
+            total: 10,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"evaluation_progress","epoch":2,"stage":"kmeans","space":"feature","done":3,"total":10}"#
+        );
+        let embedding = r#"{"event":"evaluation_progress","epoch":2,"stage":"embedding","done":128,"total":1000}"#;
+        let back: Event = serde_json::from_str(embedding).unwrap();
+        assert_eq!(
+            back,
+            Event::EvaluationProgress {
+                epoch: 2,
+                stage: EvaluationStage::Embedding,
+                space: None,
+                done: 128,
+                total: 1000
+            }
+        );
+        assert_eq!(serde_json::to_string(&back).unwrap(), embedding);
+        assert_eq!(EvaluationStage::Embedding.label(None), "embedding");
+        assert_eq!(EvaluationStage::Tsne.label(Some("backbone")), "t-SNE backbone");
     }
 }

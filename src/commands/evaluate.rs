@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{Config, Method};
+use crate::console::StageBar;
 use crate::data;
 use crate::device;
-use crate::eval::{self, npy, Clustering, Progress, Scores};
+use crate::eval::{self, npy, Clustering, Scores};
 use crate::model::{CdNet, NetSpec};
 use crate::store::checkpoint::CheckpointDir;
 use crate::store::interchange::{load_into, match_network, read_weights};
@@ -73,15 +73,21 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
     cfg.method = spec.method;
     let set = data::load_evaluation(&cfg).map_err(Failure::runtime)?;
 
-    let mut bar = EvalBar::new();
-    let clustering = eval::cluster(&net, &set, None, &cfg, device, &mut |p| bar.show(p))
+    let mut bar = StageBar::default();
+    let clustering = eval::cluster(&net, &set, None, &cfg, device, &mut |p| {
+        let (_, _, done, total) = p.parts();
+        bar.show(&p.label(), done, total)
+    })
         .map_err(Failure::runtime)?;
     let mut files = Vec::new();
     if let Some(dir) = &args.dump {
         files.extend(dump(dir, &clustering).map_err(Failure::runtime)?);
     }
     if args.tsne {
-        let maps = eval::tsne_maps(&net, &set, &cfg, device, &mut |p| bar.show(p))
+        let maps = eval::tsne_maps(&net, &set, &cfg, device, &mut |p| {
+        let (_, _, done, total) = p.parts();
+        bar.show(&p.label(), done, total)
+    })
             .map_err(Failure::runtime)?;
         let stem = match (&source, args.epoch) {
             (ModelSource::File(_), Some(epoch)) if args.model.is_none() => {
@@ -241,58 +247,6 @@ fn table(r: &Report, cfg: &Config) -> String {
         }
     }
     out
-}
-
-/// A progress bar on stderr for the long stages (hidden when stderr is not a terminal).
-struct EvalBar {
-    bar: Option<ProgressBar>,
-    stage: String,
-}
-
-impl EvalBar {
-    fn new() -> EvalBar {
-        EvalBar {
-            bar: None,
-            stage: String::new(),
-        }
-    }
-
-    fn show(&mut self, p: Progress) {
-        let (stage, done, total) = match p {
-            Progress::Embedding { done, total } => ("embedding".to_string(), done, total),
-            Progress::KMeans {
-                space,
-                restart,
-                restarts,
-            } => (format!("k-means {space}"), restart, restarts),
-            Progress::Tsne {
-                space,
-                iteration,
-                iterations,
-            } => (format!("t-SNE {space}"), iteration, iterations),
-        };
-        if stage != self.stage {
-            self.finish();
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(stage.clone());
-            self.bar = Some(bar);
-            self.stage = stage;
-        }
-        if let Some(bar) = &self.bar {
-            bar.set_position(done as u64);
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! t-SNE pictures. The running best values live in the run's records
 //! ([`crate::store::records::RunRecords`]), which checkpoints carry across a resume.
 //!
-//! Long work reports [`Progress`] through a callback, so the same code drives a progress bar, the
-//! training loop (which stays silent until the [`Event::Evaluation`] it reports) and tests.
+//! Long work reports [`Progress`] through a callback, so the same code drives the progress bar of
+//! `cdw evaluate`, the [`Event::EvaluationProgress`] events of a training run, and tests.
 
 pub mod embed;
 pub mod kmeans;
@@ -25,7 +25,7 @@ use tch::Device;
 
 use crate::config::{Config, EvaluationMode};
 use crate::data::ImageSet;
-use crate::events::{Event, Reporter};
+use crate::events::{EvaluationStage, Event, Reporter};
 use crate::model::CdNet;
 use crate::store::records::{RunRecords, Scores as RecordScores};
 use crate::store::{write_atomic, StoreError};
@@ -100,6 +100,43 @@ pub enum Progress {
         iteration: usize,
         iterations: usize,
     },
+}
+
+impl Progress {
+    /// The stage, the output it works on (none while embedding), and done / total.
+    pub fn parts(self) -> (EvaluationStage, Option<Space>, usize, usize) {
+        match self {
+            Progress::Embedding { done, total } => (EvaluationStage::Embedding, None, done, total),
+            Progress::KMeans {
+                space,
+                restart,
+                restarts,
+            } => (EvaluationStage::Kmeans, Some(space), restart, restarts),
+            Progress::Tsne {
+                space,
+                iteration,
+                iterations,
+            } => (EvaluationStage::Tsne, Some(space), iteration, iterations),
+        }
+    }
+
+    /// What a progress bar calls this stage (`embedding`, `k-means backbone`, ...).
+    pub fn label(self) -> String {
+        let (stage, space, ..) = self.parts();
+        stage.label(space.map(Space::name))
+    }
+
+    /// This progress as the event of the evaluation after `epoch`.
+    pub fn event(self, epoch: i64) -> Event {
+        let (stage, space, done, total) = self.parts();
+        Event::EvaluationProgress {
+            epoch,
+            stage,
+            space: space.map(|s| s.name().to_string()),
+            done,
+            total,
+        }
+    }
 }
 
 /// The six numbers of one evaluation.
@@ -427,14 +464,20 @@ impl Evaluator {
             self.subset.as_deref(),
             &self.cfg,
             device,
-            &mut |_| {},
+            &mut |p| reporter.report(&p.event(epoch)),
         )?;
         let improved = records.observe(epoch, evaluation.record_scores());
         reporter.report(&evaluation_event(epoch, &evaluation, &records.best));
         if let Some(dir) = &self.tsne_dir {
             if tsne_at(epoch, self.classes) {
-                tsne_maps(net, &self.set, &self.cfg, device, &mut |_| {})?
-                    .write(dir, &format!("epoch_{epoch:04}"))?;
+                let files = tsne_maps(net, &self.set, &self.cfg, device, &mut |p| {
+                    reporter.report(&p.event(epoch))
+                })?
+                .write(dir, &format!("epoch_{epoch:04}"))?;
+                reporter.report(&Event::TsneWritten {
+                    epoch,
+                    files: files.iter().map(|f| f.display().to_string()).collect(),
+                });
             }
         }
         Ok(Some(EpochEvaluation {
@@ -580,15 +623,48 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!again.improved);
-        assert_eq!(events.0.len(), 2);
-        assert!(matches!(
-            events.0[1],
-            Event::Evaluation {
-                epoch: 100,
-                samples: 24,
-                ..
-            }
-        ));
+        // Each evaluation shows its progress: the embedding pass batch by batch, then the ten
+        // k-means restarts of each output, then the scores; at the mark the t-SNE maps follow.
+        let progress = |e: &Event| match e {
+            Event::EvaluationProgress {
+                epoch,
+                stage,
+                space,
+                done,
+                total,
+            } => format!("{epoch} {} {done}/{total}", stage.label(space.as_deref())),
+            Event::Evaluation { epoch, samples, .. } => format!("{epoch} scores of {samples}"),
+            Event::TsneWritten { epoch, files } => format!("{epoch} wrote {}", files.len()),
+            other => panic!("unexpected event {other:?}"),
+        };
+        let lines: Vec<String> = events.0.iter().map(progress).collect();
+        let kmeans = |epoch: i64, space: &str| -> Vec<String> {
+            (1..=10)
+                .map(|r| format!("{epoch} k-means {space} {r}/10"))
+                .collect()
+        };
+        let mut expected = vec!["1 embedding 16/24".to_string(), "1 embedding 24/24".into()];
+        expected.extend(kmeans(1, "backbone"));
+        expected.extend(kmeans(1, "feature"));
+        expected.push("1 scores of 24".into());
+        expected.extend(["100 embedding 16/24".to_string(), "100 embedding 24/24".into()]);
+        expected.extend(kmeans(100, "backbone"));
+        expected.extend(kmeans(100, "feature"));
+        expected.push("100 scores of 24".into());
+        expected.extend(["16/48", "32/48", "48/48"].map(|d| format!("100 embedding {d}")));
+        assert_eq!(lines[..expected.len()], expected[..], "{lines:#?}");
+        // t-SNE reports every 50 iterations of each map (it may stop early once converged).
+        let tsne = &lines[expected.len()..lines.len() - 1];
+        let backbone = tsne.iter().filter(|l| l.starts_with("100 t-SNE backbone ")).count();
+        assert!(backbone >= 5, "{tsne:#?}");
+        assert_eq!(tsne[0], "100 t-SNE backbone 50/1000");
+        assert!(tsne[backbone..].iter().all(|l| l.starts_with("100 t-SNE feature ")));
+        assert!(tsne.len() > backbone, "{tsne:#?}");
+        assert_eq!(lines.last().unwrap(), "100 wrote 3");
+        let Some(Event::TsneWritten { files, .. }) = events.0.last() else {
+            unreachable!()
+        };
+        assert!(files[2].ends_with("tsne/epoch_0100.csv"), "{files:?}");
         let csv = std::fs::read_to_string(dir.path().join("tsne/epoch_0100.csv")).unwrap();
         assert_eq!(csv.lines().count(), 49);
         assert!(csv.starts_with("index,label,backbone_x,backbone_y,feature_x,feature_y\n0,"));

@@ -505,7 +505,34 @@ mod tests {
                 ..
             }
         ));
+        // Between the last epoch and its scores the evaluation shows how far it has got: the
+        // embedding pass (batch 8) up to all 32 images, then the k-means restarts.
+        let names: Vec<String> = events.0.iter().map(|e| event_name(e)).collect();
+        let epoch = names.iter().rposition(|n| n == "epoch").unwrap();
+        let scores = names.iter().position(|n| n == "evaluation").unwrap();
+        assert_eq!(scores - epoch - 1, 4 + 2 * 10, "{names:?}");
+        let done: Vec<(i64, usize, usize)> = events.0[epoch + 1..scores]
+            .iter()
+            .filter_map(|e| match e {
+                Event::EvaluationProgress {
+                    epoch,
+                    stage: crate::events::EvaluationStage::Embedding,
+                    done,
+                    total,
+                    ..
+                } => Some((*epoch, *done, *total)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(done, [(2, 8, 32), (2, 16, 32), (2, 24, 32), (2, 32, 32)]);
         assert!(matches!(events.0.last(), Some(Event::Finished { .. })));
+    }
+
+    fn event_name(e: &Event) -> String {
+        serde_json::to_value(e).unwrap()["event"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     #[test]
