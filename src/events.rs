@@ -199,6 +199,9 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&back).unwrap(), embedding);
         assert_eq!(EvaluationStage::Embedding.label(None), "embedding");
-        assert_eq!(EvaluationStage::Tsne.label(Some("backbone")), "t-SNE backbone");
+        assert_eq!(
+            EvaluationStage::Tsne.label(Some("backbone")),
+            "t-SNE backbone"
+        );
     }
 }

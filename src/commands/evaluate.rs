@@ -78,17 +78,17 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
         let (_, _, done, total) = p.parts();
         bar.show(&p.label(), done, total)
     })
-        .map_err(Failure::runtime)?;
+    .map_err(Failure::runtime)?;
     let mut files = Vec::new();
     if let Some(dir) = &args.dump {
         files.extend(dump(dir, &clustering).map_err(Failure::runtime)?);
     }
     if args.tsne {
         let maps = eval::tsne_maps(&net, &set, &cfg, device, &mut |p| {
-        let (_, _, done, total) = p.parts();
-        bar.show(&p.label(), done, total)
-    })
-            .map_err(Failure::runtime)?;
+            let (_, _, done, total) = p.parts();
+            bar.show(&p.label(), done, total)
+        })
+        .map_err(Failure::runtime)?;
         let stem = match (&source, args.epoch) {
             (ModelSource::File(_), Some(epoch)) if args.model.is_none() => {
                 format!("evaluate_epoch_{epoch:04}")

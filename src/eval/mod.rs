@@ -647,7 +647,10 @@ mod tests {
         expected.extend(kmeans(1, "backbone"));
         expected.extend(kmeans(1, "feature"));
         expected.push("1 scores of 24".into());
-        expected.extend(["100 embedding 16/24".to_string(), "100 embedding 24/24".into()]);
+        expected.extend([
+            "100 embedding 16/24".to_string(),
+            "100 embedding 24/24".into(),
+        ]);
         expected.extend(kmeans(100, "backbone"));
         expected.extend(kmeans(100, "feature"));
         expected.push("100 scores of 24".into());
@@ -655,10 +658,15 @@ mod tests {
         assert_eq!(lines[..expected.len()], expected[..], "{lines:#?}");
         // t-SNE reports every 50 iterations of each map (it may stop early once converged).
         let tsne = &lines[expected.len()..lines.len() - 1];
-        let backbone = tsne.iter().filter(|l| l.starts_with("100 t-SNE backbone ")).count();
+        let backbone = tsne
+            .iter()
+            .filter(|l| l.starts_with("100 t-SNE backbone "))
+            .count();
         assert!(backbone >= 5, "{tsne:#?}");
         assert_eq!(tsne[0], "100 t-SNE backbone 50/1000");
-        assert!(tsne[backbone..].iter().all(|l| l.starts_with("100 t-SNE feature ")));
+        assert!(tsne[backbone..]
+            .iter()
+            .all(|l| l.starts_with("100 t-SNE feature ")));
         assert!(tsne.len() > backbone, "{tsne:#?}");
         assert_eq!(lines.last().unwrap(), "100 wrote 3");
         let Some(Event::TsneWritten { files, .. }) = events.0.last() else {

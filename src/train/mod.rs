@@ -507,7 +507,7 @@ mod tests {
         ));
         // Between the last epoch and its scores the evaluation shows how far it has got: the
         // embedding pass (batch 8) up to all 32 images, then the k-means restarts.
-        let names: Vec<String> = events.0.iter().map(|e| event_name(e)).collect();
+        let names: Vec<String> = events.0.iter().map(event_name).collect();
         let epoch = names.iter().rposition(|n| n == "epoch").unwrap();
         let scores = names.iter().position(|n| n == "evaluation").unwrap();
         assert_eq!(scores - epoch - 1, 4 + 2 * 10, "{names:?}");
