@@ -1,6 +1,7 @@
 //! `cdw evaluate`: the six clustering metrics of a model on the whole evaluation set, as a table
 //! or JSON, with optional `.npy` dumps of the embeddings and t-SNE pictures.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -76,7 +77,8 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
     let mut bar = StageBar::default();
     let clustering = eval::cluster(&net, &set, None, &cfg, device, &mut |p| {
         let (_, _, done, total) = p.parts();
-        bar.show(&p.label(), done, total)
+        bar.show(&p.label(), done, total);
+        ControlFlow::Continue(())
     })
     .map_err(Failure::runtime)?;
     let mut files = Vec::new();
@@ -86,7 +88,8 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
     if args.tsne {
         let maps = eval::tsne_maps(&net, &set, &cfg, device, &mut |p| {
             let (_, _, done, total) = p.parts();
-            bar.show(&p.label(), done, total)
+            bar.show(&p.label(), done, total);
+            ControlFlow::Continue(())
         })
         .map_err(Failure::runtime)?;
         let stem = match (&source, args.epoch) {

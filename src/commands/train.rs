@@ -178,7 +178,7 @@ fn install_interrupt_handler(stop: Interrupter) {
         }
         let _ = writeln!(
             err,
-            "\ninterrupt received: stopping after the current step, or once the evaluation under way ends (press Ctrl-C again to exit at once; the last checkpoint stays)"
+            "\ninterrupt received: stopping after the current step or evaluation stage (press Ctrl-C again to exit at once)"
         );
         stop.stop();
     });

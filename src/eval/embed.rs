@@ -3,6 +3,7 @@
 //! while the device runs the current one.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
@@ -11,6 +12,8 @@ use tch::{Device, Tensor};
 use crate::data::augment::eval_view;
 use crate::data::ImageSet;
 use crate::model::CdNet;
+
+use super::EvalError;
 
 /// Network outputs for a list of images, row `i` belonging to `indices[i]` of the set.
 #[derive(Debug)]
@@ -34,14 +37,15 @@ pub struct EmbedSettings {
 }
 
 /// Runs the images at `indices` of `set` through `net` in eval mode. `progress(done, total)` is
-/// called after each batch with the number of images done.
+/// called after each batch with the number of images done; when it breaks, the pass stops there
+/// with [`EvalError::Interrupted`].
 pub fn embed(
     net: &CdNet,
     set: &ImageSet,
     indices: &[usize],
     settings: EmbedSettings,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Embeddings, tch::TchError> {
+    progress: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
+) -> Result<Embeddings, EvalError> {
     let _guard = tch::no_grad_guard();
     let size = settings.image_size as usize;
     let per_image = 3 * size * size;
@@ -56,7 +60,7 @@ pub fn embed(
     let next = AtomicUsize::new(0);
     let mut h_parts = Vec::with_capacity(batches);
     let mut f_parts = Vec::with_capacity(batches);
-    std::thread::scope(|scope| -> Result<(), tch::TchError> {
+    std::thread::scope(|scope| -> Result<(), EvalError> {
         let (tx, rx) = sync_channel::<(usize, Vec<f32>)>(2);
         for _ in 0..workers {
             let (tx, next) = (tx.clone(), &next);
@@ -95,7 +99,10 @@ pub fn embed(
             f_parts.push(out.final_output().shallow_clone());
             h_parts.push(out.h);
             done += rows as usize;
-            progress(done, indices.len());
+            if progress(done, indices.len()).is_break() {
+                // Dropping the receiver on return stops the workers at their next batch.
+                return Err(EvalError::Interrupted);
+            }
         }
         Ok(())
     })?;
@@ -153,7 +160,8 @@ mod tests {
         };
         let mut seen = Vec::new();
         let e = embed(&net, &set, &indices, settings, &mut |d, t| {
-            seen.push((d, t))
+            seen.push((d, t));
+            ControlFlow::Continue(())
         })
         .unwrap();
         assert_eq!(seen, [(2, 5), (4, 5), (5, 5)]);
@@ -189,10 +197,42 @@ mod tests {
             workers: 0,
             device: Device::Cpu,
         };
-        let e = embed(&net, &set, &[0, 1, 2, 3], settings, &mut |_, _| {}).unwrap();
+        let e = embed(&net, &set, &[0, 1, 2, 3], settings, &mut |_, _| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
         assert_eq!(e.f.size(), [4, 16]);
         assert_eq!(e.f.kind(), Kind::Float);
-        let e = embed(&net, &set, &[], settings, &mut |_, _| {}).unwrap();
+        let e = embed(&net, &set, &[], settings, &mut |_, _| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
         assert_eq!(e.h.size(), [0, 512]);
+    }
+
+    #[test]
+    fn a_break_from_progress_stops_the_pass_after_that_batch() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = tiny_net(&vs, Method::Cd);
+        let (set, _) = shapes::generate(40, 32, 1);
+        let settings = EmbedSettings {
+            image_size: 32,
+            batch_size: 4,
+            workers: 2,
+            device: Device::Cpu,
+        };
+        let indices: Vec<usize> = (0..40).collect();
+        let mut seen = Vec::new();
+        let err = embed(&net, &set, &indices, settings, &mut |d, _| {
+            seen.push(d);
+            if d >= 8 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap_err();
+        assert!(matches!(err, EvalError::Interrupted), "{err}");
+        assert_eq!(seen, [4, 8]);
     }
 }

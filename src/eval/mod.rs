@@ -4,7 +4,9 @@
 //! ([`crate::store::records::RunRecords`]), which checkpoints carry across a resume.
 //!
 //! Long work reports [`Progress`] through a callback, so the same code drives the progress bar of
-//! `cdw evaluate`, the [`Event::EvaluationProgress`] events of a training run, and tests.
+//! `cdw evaluate`, the [`Event::EvaluationProgress`] events of a training run, and tests. The
+//! callback can ask to stop: the embedding pass stops after the batch, k-means and t-SNE after the
+//! output they are working on, with [`EvalError::Interrupted`].
 
 pub mod embed;
 pub mod kmeans;
@@ -13,7 +15,9 @@ pub mod npy;
 pub mod picture;
 pub mod tsne;
 
+use std::cell::Cell;
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,6 +61,9 @@ pub enum EvalError {
     Picture { path: PathBuf, reason: String },
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    /// The progress callback asked to stop (a Ctrl-C during training).
+    #[error("the evaluation was interrupted")]
+    Interrupted,
 }
 
 /// Which network output is clustered: the backbone's `h` or the final output (`f`, or `z` for
@@ -178,7 +185,7 @@ pub fn evaluate(
     subset: Option<&[usize]>,
     cfg: &Config,
     device: Device,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<Evaluation, EvalError> {
     Ok(cluster(net, set, subset, cfg, device, progress)?.evaluation)
 }
@@ -190,7 +197,7 @@ pub fn cluster(
     subset: Option<&[usize]>,
     cfg: &Config,
     device: Device,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<Clustering, EvalError> {
     let start = Instant::now();
     let all: Vec<usize>;
@@ -215,15 +222,20 @@ pub fn cluster(
     classes.sort_unstable();
     classes.dedup();
     let params = KMeansParams::new(classes.len(), cfg.seed);
+    let stop = Cell::new(false);
     let mut run = |space: Space, x: &tch::Tensor| -> Result<(Vec<i64>, Scores), EvalError> {
         let km = kmeans(x, &params, &mut |restart, restarts| {
-            progress(Progress::KMeans {
+            let flow = progress(Progress::KMeans {
                 space,
                 restart,
                 restarts,
-            })
+            });
+            stop.set(stop.get() || flow.is_break());
         })
         .map_err(|source| EvalError::KMeans { space, source })?;
+        if stop.get() {
+            return Err(EvalError::Interrupted);
+        }
         let scores = metrics::scores(&embeddings.labels, &km.labels)?;
         Ok((km.labels, scores))
     };
@@ -335,7 +347,7 @@ pub fn tsne_maps(
     set: &ImageSet,
     cfg: &Config,
     device: Device,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<TsneMaps, EvalError> {
     let indices = tsne_subset(set.len(), cfg.seed);
     if indices.len() < 2 {
@@ -353,15 +365,21 @@ pub fn tsne_maps(
         perplexity: 30f64.min((indices.len() as f64 - 1.0) / 3.0).max(1.0),
         ..TsneParams::default()
     };
+    let stop = Cell::new(false);
     let mut map = |space: Space, x: &tch::Tensor| {
-        tsne(x, &params, &mut |iteration, iterations| {
-            progress(Progress::Tsne {
+        let map = tsne(x, &params, &mut |iteration, iterations| {
+            let flow = progress(Progress::Tsne {
                 space,
                 iteration,
                 iterations,
-            })
+            });
+            stop.set(stop.get() || flow.is_break());
         })
-        .map_err(|source| EvalError::Tsne { space, source })
+        .map_err(|source| EvalError::Tsne { space, source })?;
+        if stop.get() {
+            return Err(EvalError::Interrupted);
+        }
+        Ok(map)
     };
     let backbone = map(Space::Backbone, &e.h)?;
     let feature = map(Space::Feature, &e.f)?;
@@ -409,6 +427,21 @@ impl TsneMaps {
     }
 }
 
+/// Reports `p` as an event of the evaluation after `epoch`, then asks `stop` whether to go on.
+fn report_progress(
+    reporter: &mut dyn Reporter,
+    stop: &dyn Fn() -> bool,
+    epoch: i64,
+    p: Progress,
+) -> ControlFlow<()> {
+    reporter.report(&p.event(epoch));
+    if stop() {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
+}
+
 /// What training asks of evaluation after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochEvaluation {
@@ -447,6 +480,10 @@ impl Evaluator {
     /// After `epoch`: evaluates when the mode says so, folds the scores into `records` (running
     /// best, best-model epoch) and reports an [`Event::Evaluation`]; at each 100-epoch mark it also
     /// writes the t-SNE pictures (when a folder is set and there are at most 20 classes).
+    ///
+    /// Progress goes out as [`Event::EvaluationProgress`]; after each report `stop()` is asked
+    /// whether to cut the work short. A cut-short evaluation reports and records nothing (`None`);
+    /// cut-short pictures are not written.
     pub fn after_epoch(
         &mut self,
         net: &CdNet,
@@ -454,36 +491,43 @@ impl Evaluator {
         epoch: i64,
         records: &mut RunRecords,
         reporter: &mut dyn Reporter,
+        stop: &dyn Fn() -> bool,
     ) -> Result<Option<EpochEvaluation>, EvalError> {
         if !evaluates_at(self.cfg.evaluation_mode, epoch, self.cfg.epochs) {
             return Ok(None);
         }
-        let evaluation = evaluate(
+        let evaluation = match evaluate(
             net,
             &self.set,
             self.subset.as_deref(),
             &self.cfg,
             device,
-            &mut |p| reporter.report(&p.event(epoch)),
-        )?;
+            &mut |p| report_progress(reporter, stop, epoch, p),
+        ) {
+            Err(EvalError::Interrupted) => return Ok(None),
+            e => e?,
+        };
         let improved = records.observe(epoch, evaluation.record_scores());
         reporter.report(&evaluation_event(epoch, &evaluation, &records.best));
+        let done = Ok(Some(EpochEvaluation {
+            evaluation,
+            improved,
+        }));
         if let Some(dir) = &self.tsne_dir {
             if tsne_at(epoch, self.classes) {
-                let files = tsne_maps(net, &self.set, &self.cfg, device, &mut |p| {
-                    reporter.report(&p.event(epoch))
-                })?
-                .write(dir, &format!("epoch_{epoch:04}"))?;
+                let mut progress = |p| report_progress(reporter, stop, epoch, p);
+                let maps = match tsne_maps(net, &self.set, &self.cfg, device, &mut progress) {
+                    Err(EvalError::Interrupted) => return done,
+                    m => m?,
+                };
+                let files = maps.write(dir, &format!("epoch_{epoch:04}"))?;
                 reporter.report(&Event::TsneWritten {
                     epoch,
                     files: files.iter().map(|f| f.display().to_string()).collect(),
                 });
             }
         }
-        Ok(Some(EpochEvaluation {
-            evaluation,
-            improved,
-        }))
+        done
     }
 }
 
@@ -557,7 +601,11 @@ mod tests {
     fn evaluate_scores_both_outputs_and_reports_progress() {
         let (cfg, set, _vs, net) = shapes_setup(&[]);
         let mut seen = Vec::new();
-        let c = cluster(&net, &set, None, &cfg, Device::Cpu, &mut |p| seen.push(p)).unwrap();
+        let c = cluster(&net, &set, None, &cfg, Device::Cpu, &mut |p| {
+            seen.push(p);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
         let e = c.evaluation;
         assert_eq!((e.samples, e.clusters), (48, set.distinct_labels()));
         for s in [e.backbone, e.feature] {
@@ -583,13 +631,49 @@ mod tests {
             restarts: 10
         }));
         // Deterministic: same network, same numbers.
-        let e2 = evaluate(&net, &set, None, &cfg, Device::Cpu, &mut |_| {}).unwrap();
+        let e2 = evaluate(&net, &set, None, &cfg, Device::Cpu, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
         assert_eq!((e2.backbone, e2.feature), (e.backbone, e.feature));
-        let err = evaluate(&net, &set, Some(&[]), &cfg, Device::Cpu, &mut |_| {}).unwrap_err();
+        let err = evaluate(&net, &set, Some(&[]), &cfg, Device::Cpu, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "nothing to evaluate: the evaluation set is empty"
         );
+    }
+
+    #[test]
+    fn a_break_during_kmeans_or_tsne_ends_after_that_output() {
+        let (cfg, set, _vs, net) = shapes_setup(&[]);
+        let mut seen = Vec::new();
+        let err = cluster(&net, &set, None, &cfg, Device::Cpu, &mut |p| {
+            seen.push(p.label());
+            match p {
+                Progress::KMeans { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        })
+        .unwrap_err();
+        assert!(matches!(err, EvalError::Interrupted), "{err}");
+        // The backbone's restarts all ran (they advance together); the feature's never started.
+        assert_eq!(seen.iter().filter(|l| *l == "k-means backbone").count(), 10);
+        assert!(!seen.iter().any(|l| l.contains("feature")), "{seen:?}");
+        let mut seen = Vec::new();
+        let err = tsne_maps(&net, &set, &cfg, Device::Cpu, &mut |p| {
+            seen.push(p.label());
+            match p {
+                Progress::Tsne { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        })
+        .unwrap_err();
+        assert!(matches!(err, EvalError::Interrupted), "{err}");
+        assert!(seen.iter().any(|l| l == "t-SNE backbone"));
+        assert!(!seen.iter().any(|l| l == "t-SNE feature"), "{seen:?}");
     }
 
     #[test]
@@ -602,7 +686,7 @@ mod tests {
         let mut events = Collect::default();
         let mut records = RunRecords::default();
         let first = evaluator
-            .after_epoch(&net, Device::Cpu, 1, &mut records, &mut events)
+            .after_epoch(&net, Device::Cpu, 1, &mut records, &mut events, &|| false)
             .unwrap()
             .unwrap();
         assert!(first.improved);
@@ -619,7 +703,7 @@ mod tests {
         );
         // Same network, same scores: no improvement the second time.
         let again = evaluator
-            .after_epoch(&net, Device::Cpu, 100, &mut records, &mut events)
+            .after_epoch(&net, Device::Cpu, 100, &mut records, &mut events, &|| false)
             .unwrap()
             .unwrap();
         assert!(!again.improved);

@@ -375,14 +375,16 @@ impl Trainer {
                 images_per_sec: (done * b) as f64 / secs.max(1e-9),
             });
             // Evaluation before the epoch's bookkeeping: a new best NMI saves the "best" model.
-            // A stop request skips it so the run ends promptly.
-            if !stop.is_stopped() || epoch == self.cfg.epochs {
+            // A stop request skips it, or cuts it short, so the run ends promptly with the
+            // epoch's checkpoint.
+            if !stop.is_stopped() {
                 self.evaluator.after_epoch(
                     &self.net,
                     self.device,
                     epoch,
                     &mut self.records,
                     reporter,
+                    &|| stop.is_stopped(),
                 )?;
             }
             self.end_of_epoch(epoch, reporter)?;
@@ -533,6 +535,54 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    #[test]
+    fn a_stop_during_an_evaluation_cuts_it_short_and_ends_after_the_epoch() {
+        /// Raises the stop request on the first progress report of an evaluation.
+        struct StopAtEvaluation(Vec<Event>, Interrupter);
+        impl Reporter for StopAtEvaluation {
+            fn report(&mut self, e: &Event) {
+                if matches!(e, Event::EvaluationProgress { .. }) {
+                    self.1.stop();
+                }
+                self.0.push(e.clone());
+            }
+        }
+        let cfg = tiny_config(&["evaluation_mode=all"]);
+        let (set, _) = shapes::generate(32, 32, 1);
+        let mut t = Trainer::new(&cfg, set, Device::Cpu).unwrap();
+        let stop = Interrupter::new();
+        let mut seen = StopAtEvaluation(Vec::new(), stop.clone());
+        let summary = t.run(1, &mut seen, &stop).unwrap();
+        assert!(summary.stopped);
+        assert_eq!(summary.last_epoch, 1);
+        let names: Vec<String> = seen.0.iter().map(event_name).collect();
+        // The first batch of the embedding pass (8 of 32 images) is the last of the evaluation.
+        assert_eq!(
+            names[names.len() - 3..],
+            ["epoch", "evaluation_progress", "stopped"]
+        );
+        assert!(matches!(
+            seen.0[names.len() - 2],
+            Event::EvaluationProgress {
+                epoch: 1,
+                done: 8,
+                total: 32,
+                ..
+            }
+        ));
+        assert!(matches!(
+            seen.0.last(),
+            Some(Event::Stopped {
+                epoch: 1,
+                step: 4,
+                ..
+            })
+        ));
+        // Nothing of the cut-short evaluation was recorded.
+        assert_eq!(t.records.last, None);
+        assert_eq!(t.records.best_epoch, None);
     }
 
     #[test]
