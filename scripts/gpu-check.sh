@@ -3,7 +3,11 @@
 # Build here first:   scripts/with-libtorch cargo build --release && mkdir -p .gpu && cp target/release/cdw .gpu/
 # Then on the GPU machine (device tool: carry .gpu):   bash scripts/gpu-check.sh .gpu/cdw
 # Writes everything it measures to ${OUT:-/tmp/gpu-check}.
+# A dry run of the plumbing on a CPU machine, small:
+#   DEVICE=cpu IMAGES=512 IMAGE_SIZE=32 BACKBONE=ResNet18 WORKERS=2 bash scripts/gpu-check.sh target/release/cdw
 set -uo pipefail
+device=${DEVICE:-cuda} images=${IMAGES:-60000} size=${IMAGE_SIZE:-224} backbone=${BACKBONE:-ResNet34}
+workers=${WORKERS:-14}
 bin=${1:-.gpu/cdw}
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
@@ -13,17 +17,17 @@ log() { echo "== $*" | tee -a "$out/summary.txt"; }
 
 log "cdw info"
 "$bin" info 2>&1 | tee -a "$out/summary.txt"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$out/summary.txt"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$out/summary.txt"
 
 # One epoch of ResNet34 at 224 px, batch 128 (SPEC reference settings) on a CIFAR-10-sized workload
 # (60,000 built-in 32x32 images), then the whole-set evaluation (evaluation_mode=all): issue 2's
 # GPU training check and issue 4's "evaluation no longer than one training epoch" in one run.
-log "train shapes 60000 images, ResNet34 224px batch 128, 1 epoch, evaluation_mode=all"
-( while sleep 2; do nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits; done ) > "$out/gpu_samples.csv" &
+log "train shapes $images images, $backbone ${size}px batch 128, 1 epoch, evaluation_mode=all, device $device"
+( while sleep 2; do command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits; done ) > "$out/gpu_samples.csv" &
 sampler=$!
 timeout 480 "$bin" train --dataset shapes --records "$out/records" --checkpoints "$out/checkpoints" --json \
-  --set device=cuda --set backbone=ResNet34 --set image_size=224 --set batch_size=128 \
-  --set epochs=1 --set shapes_images=60000 --set evaluation_mode=all --set workers=14 \
+  --set device=$device --set backbone=$backbone --set image_size=$size --set batch_size=128 \
+  --set epochs=1 --set shapes_images=$images --set evaluation_mode=all --set workers=$workers \
   > "$out/train_r34.jsonl" 2> "$out/train_r34.err"
 echo "exit $?" | tee -a "$out/summary.txt"
 kill $sampler 2>/dev/null
