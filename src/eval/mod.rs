@@ -15,7 +15,6 @@ pub mod npy;
 pub mod picture;
 pub mod tsne;
 
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -222,20 +221,17 @@ pub fn cluster(
     classes.sort_unstable();
     classes.dedup();
     let params = KMeansParams::new(classes.len(), cfg.seed);
-    let stop = Cell::new(false);
     let mut run = |space: Space, x: &tch::Tensor| -> Result<(Vec<i64>, Scores), EvalError> {
-        let km = kmeans(x, &params, &mut |restart, restarts| {
-            let flow = progress(Progress::KMeans {
-                space,
-                restart,
-                restarts,
-            });
-            stop.set(stop.get() || flow.is_break());
-        })
-        .map_err(|source| EvalError::KMeans { space, source })?;
-        if stop.get() {
-            return Err(EvalError::Interrupted);
-        }
+        let km = stops_after(progress, |report| {
+            kmeans(x, &params, &mut |restart, restarts| {
+                report(Progress::KMeans {
+                    space,
+                    restart,
+                    restarts,
+                })
+            })
+            .map_err(|source| EvalError::KMeans { space, source })
+        })?;
         let scores = metrics::scores(&embeddings.labels, &km.labels)?;
         Ok((km.labels, scores))
     };
@@ -253,6 +249,21 @@ pub fn cluster(
         backbone_clusters,
         feature_clusters,
     })
+}
+
+/// Runs `work`, which cannot stop midway (k-means, t-SNE), with a sink that passes its progress
+/// on; a break asked for meanwhile turns the finished work into [`EvalError::Interrupted`].
+fn stops_after<T>(
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    work: impl FnOnce(&mut dyn FnMut(Progress)) -> Result<T, EvalError>,
+) -> Result<T, EvalError> {
+    let mut stop = false;
+    let done = work(&mut |p| stop |= progress(p).is_break())?;
+    if stop {
+        Err(EvalError::Interrupted)
+    } else {
+        Ok(done)
+    }
 }
 
 /// The images evaluated during training under `mode`: `None` for the whole set, or for a fraction
@@ -365,21 +376,17 @@ pub fn tsne_maps(
         perplexity: 30f64.min((indices.len() as f64 - 1.0) / 3.0).max(1.0),
         ..TsneParams::default()
     };
-    let stop = Cell::new(false);
     let mut map = |space: Space, x: &tch::Tensor| {
-        let map = tsne(x, &params, &mut |iteration, iterations| {
-            let flow = progress(Progress::Tsne {
-                space,
-                iteration,
-                iterations,
-            });
-            stop.set(stop.get() || flow.is_break());
+        stops_after(progress, |report| {
+            tsne(x, &params, &mut |iteration, iterations| {
+                report(Progress::Tsne {
+                    space,
+                    iteration,
+                    iterations,
+                })
+            })
+            .map_err(|source| EvalError::Tsne { space, source })
         })
-        .map_err(|source| EvalError::Tsne { space, source })?;
-        if stop.get() {
-            return Err(EvalError::Interrupted);
-        }
-        Ok(map)
     };
     let backbone = map(Space::Backbone, &e.h)?;
     let feature = map(Space::Feature, &e.f)?;
