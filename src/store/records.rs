@@ -23,6 +23,28 @@ pub struct Scores {
 }
 
 impl Scores {
+    /// The field names, as the records CSV and `evaluation.csv` name the scores.
+    const NAMES: [&'static str; 6] = [
+        "nmi_backbone",
+        "ari_backbone",
+        "acc_backbone",
+        "nmi_feature",
+        "ari_feature",
+        "acc_feature",
+    ];
+
+    /// The scores whose values `value(name)` gives for each of [`Scores::NAMES`].
+    fn from_names(mut value: impl FnMut(&str) -> f64) -> Scores {
+        Scores {
+            nmi_backbone: value("nmi_backbone"),
+            ari_backbone: value("ari_backbone"),
+            acc_backbone: value("acc_backbone"),
+            nmi_feature: value("nmi_feature"),
+            ari_feature: value("ari_feature"),
+            acc_feature: value("acc_feature"),
+        }
+    }
+
     /// The selection score of the "best" model: the larger of the two NMIs (SPEC 2.5).
     pub fn best_nmi(&self) -> f64 {
         self.nmi_backbone.max(self.nmi_feature)
@@ -213,34 +235,13 @@ fn parse_records_csv(text: &str) -> Result<Vec<RecordColumn>, String> {
             return Err(format!("records column {i} has no epoch"));
         };
         let z = |row: &str| get(row, i).unwrap_or(0.0);
-        let current = [
-            "nmi_backbone",
-            "ari_backbone",
-            "acc_backbone",
-            "nmi_feature",
-            "ari_feature",
-            "acc_feature",
-        ]
-        .iter()
-        .all(|r| get(r, i).is_some())
-        .then(|| Scores {
-            nmi_backbone: z("nmi_backbone"),
-            ari_backbone: z("ari_backbone"),
-            acc_backbone: z("acc_backbone"),
-            nmi_feature: z("nmi_feature"),
-            ari_feature: z("ari_feature"),
-            acc_feature: z("acc_feature"),
-        });
+        let current = Scores::NAMES
+            .iter()
+            .all(|r| get(r, i).is_some())
+            .then(|| Scores::from_names(z));
         out.push(RecordColumn {
             epoch: epoch as i64,
-            best: Scores {
-                nmi_backbone: z("best_nmi_backbone"),
-                ari_backbone: z("best_ari_backbone"),
-                acc_backbone: z("best_acc_backbone"),
-                nmi_feature: z("best_nmi_feature"),
-                ari_feature: z("best_ari_feature"),
-                acc_feature: z("best_acc_feature"),
-            },
+            best: Scores::from_names(|name| z(&format!("best_{name}"))),
             current,
         });
     }
