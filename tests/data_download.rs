@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cdw::data::catalog::{self, Archive, ArchiveKind, Format, Layout, NamedDataset};
@@ -383,19 +382,6 @@ fn a_truncated_tar_gz_is_an_extraction_error() {
 
 // ---------------------------------------------------------------- the binary
 
-fn cdw(args: &[&str], mirror: &str) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cdw"))
-        .args(args)
-        .env(download::MIRROR_ENV, mirror)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn download_without_network_names_the_url_and_the_folder() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -408,7 +394,7 @@ fn download_without_network_names_the_url_and_the_folder() {
     let started = Instant::now();
     let (code, _, err) = cdw(
         &["datasets", "download", "cifar10", "--data-root", root],
-        &format!("http://127.0.0.1:{port}"),
+        Some(&format!("http://127.0.0.1:{port}")),
     );
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(code, 1, "{err}");
@@ -440,7 +426,7 @@ fn download_with_a_wrong_archive_fails_the_md5_check() {
     let root = tmp.path().to_str().unwrap();
     let (code, _, err) = cdw(
         &["datasets", "download", "stl10", "--data-root", root],
-        &server.url(),
+        Some(&server.url()),
     );
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -456,7 +442,7 @@ fn imagenet10_download_explains_kaggle() {
     let root = tmp.path().to_str().unwrap();
     let (code, out, _) = cdw(
         &["datasets", "download", "imagenet10", "--data-root", root],
-        "",
+        Some(""),
     );
     assert_eq!(code, 0);
     assert!(
@@ -472,7 +458,7 @@ fn imagenet10_download_explains_kaggle() {
         "{out}"
     );
 
-    let (code, _, err) = cdw(&["datasets", "download", "mnist"], "");
+    let (code, _, err) = cdw(&["datasets", "download", "mnist"], Some(""));
     assert_eq!(code, 2);
     assert!(err.contains("no download for `mnist`"), "{err}");
 }

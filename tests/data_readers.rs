@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use cdw::config::ConfigFile;
 use cdw::data::catalog::{self, Source, Status};
@@ -544,19 +543,6 @@ fn status_tells_missing_invalid_incomplete() {
 
 // ---------------------------------------------------------------- the binary
 
-fn cdw(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cdw"))
-        .args(args)
-        .env_remove(cdw::data::download::MIRROR_ENV)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn datasets_list_check_and_sample() {
     let tmp = tempfile::tempdir().unwrap();
@@ -565,7 +551,7 @@ fn datasets_list_check_and_sample() {
     write_stl10(tmp.path(), 2, 3);
     std::fs::create_dir_all(tmp.path().join("tiny-imagenet-200/train")).unwrap();
 
-    let (code, out, err) = cdw(&["datasets", "list", "--data-root", root]);
+    let (code, out, err) = cdw(&["datasets", "list", "--data-root", root], None);
     assert_eq!(code, 0, "{err}");
     let line = |name: &str| {
         out.lines()
@@ -588,7 +574,7 @@ fn datasets_list_check_and_sample() {
     );
     assert!(out.contains("has no class sub-folders"), "{out}");
 
-    let (code, out, err) = cdw(&["datasets", "check", "cifar10", "--data-root", root]);
+    let (code, out, err) = cdw(&["datasets", "check", "cifar10", "--data-root", root], None);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("cifar10: 20 images in 10 classes, 32x32"),
@@ -602,17 +588,20 @@ fn datasets_list_check_and_sample() {
 
     // STL-10 image 3 (the second test image), written as the loader holds it.
     let png = tmp.path().join("s.png");
-    let (code, out, err) = cdw(&[
-        "datasets",
-        "sample",
-        "stl10",
-        "--index",
-        "3",
-        "--out",
-        png.to_str().unwrap(),
-        "--data-root",
-        root,
-    ]);
+    let (code, out, err) = cdw(
+        &[
+            "datasets",
+            "sample",
+            "stl10",
+            "--index",
+            "3",
+            "--out",
+            png.to_str().unwrap(),
+            "--data-root",
+            root,
+        ],
+        None,
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("stl10 image 3: label 3 (cat), 96x96"), "{out}");
     let img = image::open(&png).unwrap().into_rgb8();
@@ -627,17 +616,20 @@ fn datasets_list_check_and_sample() {
         );
     }
 
-    let (code, _, err) = cdw(&[
-        "datasets",
-        "sample",
-        "stl10",
-        "--index",
-        "5",
-        "--out",
-        png.to_str().unwrap(),
-        "--data-root",
-        root,
-    ]);
+    let (code, _, err) = cdw(
+        &[
+            "datasets",
+            "sample",
+            "stl10",
+            "--index",
+            "5",
+            "--out",
+            png.to_str().unwrap(),
+            "--data-root",
+            root,
+        ],
+        None,
+    );
     assert_eq!(code, 2);
     assert!(
         err.contains("image index 5 is out of range: `stl10` has 5 images (0 to 4)"),
@@ -652,7 +644,7 @@ fn broken_data_fails_with_one_clear_line() {
     save(&folder.join("a/1.png"), &solid(2, 2, [1, 1, 1], [1, 1, 1]));
     std::fs::write(folder.join("a/2.png"), b"garbage").unwrap();
     let arg = format!("folder:{}", folder.display());
-    let (code, _, err) = cdw(&["datasets", "check", &arg]);
+    let (code, _, err) = cdw(&["datasets", "check", &arg], None);
     assert_eq!(code, 1);
     assert!(
         err.starts_with("error: ") && err.contains("a/2.png is not a readable image"),
@@ -666,17 +658,20 @@ fn train_on_a_missing_dataset_offers_the_download_command() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("nothing-here");
     let set = format!("data_root={}", root.display());
-    let (code, _, err) = cdw(&[
-        "train",
-        "--dataset",
-        "cifar10",
-        "--set",
-        &set,
-        "--set",
-        "device=cpu",
-        "--records",
-        tmp.path().join("rec").to_str().unwrap(),
-    ]);
+    let (code, _, err) = cdw(
+        &[
+            "train",
+            "--dataset",
+            "cifar10",
+            "--set",
+            &set,
+            "--set",
+            "device=cpu",
+            "--records",
+            tmp.path().join("rec").to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(&format!(

@@ -7,10 +7,28 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Runs the `cdw` binary with `args`: its exit code, stdout and stderr. `mirror` sets the download
+/// mirror variable; `None` removes it, so a developer's own setting cannot leak in.
+pub fn cdw(args: &[&str], mirror: Option<&str>) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdw"));
+    command.args(args);
+    match mirror {
+        Some(url) => command.env(cdw::data::download::MIRROR_ENV, url),
+        None => command.env_remove(cdw::data::download::MIRROR_ENV),
+    };
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// The pixel value written for image `i`, channel `k`, row `r`, column `c`: every position of every
 /// image is distinct enough that a transposed or shifted read is caught.
