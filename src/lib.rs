@@ -14,3 +14,6 @@ pub mod model;
 pub mod pickle;
 pub mod store;
 pub mod train;
+
+#[cfg(test)]
+mod testing;

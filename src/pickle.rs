@@ -997,7 +997,7 @@ fn numpy_dtype(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     fn fixture(name: &str) -> Vec<u8> {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1170,21 +1170,16 @@ mod tests {
         assert_eq!(from_slice(b""), Err(PickleError::NoStop { offset: 0 }));
     }
 
-    fn python() -> Option<PathBuf> {
-        let venv = std::env::var_os("CDW_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-        let py = venv.join("bin/python");
-        py.exists().then_some(py)
-    }
-
     /// Pickles written now by the venv's Python read back as the fixtures do; guards against the
     /// committed fixtures drifting from what Python writes.
     #[test]
     fn pickles_written_by_python_now_read_back() {
-        let Some(py) = python() else {
-            eprintln!("skipped: no Python venv (set CDW_VENV); the committed fixtures were read");
-            return;
+        let py = match crate::testing::venv_python(&[]) {
+            Ok(py) => py,
+            Err(why) => {
+                eprintln!("skipped: {why} (set CDW_VENV); the committed fixtures were read");
+                return;
+            }
         };
         let script = r#"
 import pickle, sys, collections
@@ -1197,17 +1192,9 @@ obj = {"none": None, "flags": (True, False),
 sys.stdout.buffer.write(pickle.dumps(obj, protocol=int(sys.argv[1])))
 "#;
         for proto in 2..=5 {
-            let out = std::process::Command::new(&py)
-                .args(["-c", script, &proto.to_string()])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = crate::testing::run_python(&py, script, &[&proto.to_string()]);
             assert_eq!(
-                from_slice(&out.stdout).unwrap(),
+                from_slice(&out).unwrap(),
                 basic_expected(),
                 "protocol {proto}"
             );

@@ -108,19 +108,13 @@ mod tests {
 
     #[test]
     fn numpy_loads_the_files() {
-        // scripts/with-libtorch sets VIRTUAL_ENV to the environment that holds torch and numpy.
-        let python = std::env::var("VIRTUAL_ENV")
-            .or_else(|_| std::env::var("CDW_VENV"))
-            .map(|v| format!("{v}/bin/python"))
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").into());
-        let has_numpy = std::process::Command::new(&python)
-            .args(["-c", "import numpy"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has_numpy {
-            eprintln!("skipped: no Python with numpy at {python}");
-            return;
-        }
+        let python = match crate::testing::venv_python(&["numpy"]) {
+            Ok(py) => py,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        };
         let dir = tempfile::tempdir().unwrap();
         write_npy(
             &dir.path().join("a.npy"),
@@ -136,17 +130,9 @@ mod tests {
             b = np.load(os.path.join(d, 'b.npy'))\n\
             c = np.load(os.path.join(d, 'c.npy'))\n\
             print(a.dtype, a.shape, a.tolist(), b.dtype, b.tolist(), c.dtype, c.shape)\n";
-        let out = std::process::Command::new(&python)
-            .args(["-c", script, dir.path().to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = crate::testing::run_python(&python, script, &[dir.path().to_str().unwrap()]);
         assert_eq!(
-            String::from_utf8(out.stdout).unwrap().trim(),
+            String::from_utf8(out).unwrap().trim(),
             "float32 (2, 2) [[0.5, -1.0], [3.25, 0.0010000000474974513]] int64 [1, -2, 3, 1099511627776] float64 (0, 5)"
         );
     }
