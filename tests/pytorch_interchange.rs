@@ -15,6 +15,16 @@ use cdw::store::interchange::{import_torch, load_into};
 use cdw::store::torch_file::TorchFile;
 use tch::{nn, Device, Kind, Tensor};
 
+/// Runs `command` and fails the test with its stderr unless it succeeds.
+fn succeeded(command: &mut Command) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn python_with_torch() -> Result<PathBuf, String> {
     let venv = std::env::var_os("CDW_VENV")
         .map(PathBuf::from)
@@ -61,16 +71,11 @@ fn pytorch_weights_import_and_export_with_equal_outputs() {
         }
     };
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(&py)
-        .arg(script())
-        .args(["write"])
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        Command::new(&py)
+            .arg(script())
+            .args(["write"])
+            .arg(tmp.path()),
     );
 
     let io = TorchFile::open(&tmp.path().join("io.pth")).unwrap();
@@ -152,32 +157,22 @@ fn pytorch_weights_import_and_export_with_equal_outputs() {
     // export, then PyTorch loads the export strictly and gives the same outputs.
     let cdw = env!("CARGO_BIN_EXE_cdw");
     let ck = tmp.path().join("checkpoints");
-    let out = Command::new(cdw)
-        .arg("import")
-        .arg(tmp.path().join(CKPT_NAME))
-        .arg("--checkpoints")
-        .arg(&ck)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        Command::new(cdw)
+            .arg("import")
+            .arg(tmp.path().join(CKPT_NAME))
+            .arg("--checkpoints")
+            .arg(&ck),
     );
     let written = ck.join("shapes/bs8_lr0.0003_ResNet18/checkpoint.safetensors");
     assert_eq!(Checkpoint::read(&written).unwrap().meta.epoch, 2);
     let exported = tmp.path().join("export.safetensors");
-    let out = Command::new(cdw)
-        .arg("export")
-        .arg(&written)
-        .arg("--out")
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        Command::new(cdw)
+            .arg("export")
+            .arg(&written)
+            .arg("--out")
+            .arg(&exported),
     );
     let out = Command::new(&py)
         .arg(script())
