@@ -286,12 +286,12 @@ mod tests {
 
     const FIXTURE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/cluster_metrics.json"
+        "/tests/fixtures/reference/cluster_metrics.json"
     );
 
     #[test]
     fn fixture_cases_match_to_1e_9() {
-        let text = std::fs::read_to_string(FIXTURE).expect("shared/fixtures/cluster_metrics.json");
+        let text = std::fs::read_to_string(FIXTURE).expect("tests/fixtures/reference/cluster_metrics.json");
         let fixture: Fixture = serde_json::from_str(&text).unwrap();
         assert_eq!(fixture.cases.len(), 5);
         for case in &fixture.cases {

@@ -108,10 +108,10 @@ mod tests {
     fn losses_and_gradients_equal_the_reference_fixture() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/cd_losses.json"
+            "/tests/fixtures/reference/cd_losses.json"
         );
         let text =
-            std::fs::read_to_string(path).expect("shared/fixtures/cd_losses.json beside the repo");
+            std::fs::read_to_string(path).expect("tests/fixtures/reference/cd_losses.json");
         let fixture: Fixture = serde_json::from_str(&text).unwrap();
         assert!(!fixture.cases.is_empty());
         for (i, c) in fixture.cases.iter().enumerate() {
