@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::events::{Event, Reporter};
+use crate::events::{Event, Reporter, Space};
 
 /// Chooses the progress bar on a terminal and JSON lines otherwise.
 pub fn reporter_for_stdout(force_json: bool) -> Box<dyn Reporter> {
@@ -203,7 +203,7 @@ impl Reporter for ProgressReporter {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
-                let label = format!("eval {epoch}: {}", stage.label(space.as_deref()));
+                let label = format!("eval {epoch}: {}", stage.label(*space));
                 self.stage.show(&label, *done, *total);
             }
             Event::TsneWritten { files, .. } => {
@@ -251,28 +251,33 @@ pub fn evaluation_line(event: &Event) -> Option<String> {
         epoch,
         samples,
         clusters,
-        nmi_backbone,
-        ari_backbone,
-        acc_backbone,
-        nmi_feature,
-        ari_feature,
-        acc_feature,
-        best_nmi_backbone,
-        best_nmi_feature,
+        current,
+        best,
         seconds,
-        ..
     } = event
     else {
         return None;
     };
-    Some(format!(
-        "  eval epoch {epoch} ({samples} images, k={clusters}, {seconds:.1}s): backbone NMI {nmi_backbone:.4} ARI {ari_backbone:.4} ACC {acc_backbone:.4} | feature NMI {nmi_feature:.4} ARI {ari_feature:.4} ACC {acc_feature:.4} | best NMI {best_nmi_backbone:.4} / {best_nmi_feature:.4}"
-    ))
+    let mut line = format!("  eval epoch {epoch} ({samples} images, k={clusters}, {seconds:.1}s):");
+    for (i, space) in Space::ALL.into_iter().enumerate() {
+        let s = current.space(space);
+        let sep = if i == 0 { "" } else { " |" };
+        line.push_str(&format!(
+            "{sep} {space} NMI {:.4} ARI {:.4} ACC {:.4}",
+            s.nmi, s.ari, s.acc
+        ));
+    }
+    line.push_str(&format!(
+        " | best NMI {:.4} / {:.4}",
+        best.nmi_backbone, best.nmi_feature
+    ));
+    Some(line)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Scores;
 
     #[test]
     fn evaluation_line_shows_the_six_metrics() {
@@ -280,18 +285,8 @@ mod tests {
             epoch: 7,
             samples: 6000,
             clusters: 10,
-            nmi_backbone: 0.5,
-            ari_backbone: 0.25,
-            acc_backbone: 0.625,
-            nmi_feature: 0.4,
-            ari_feature: 0.2,
-            acc_feature: 0.5,
-            best_nmi_backbone: 0.55,
-            best_ari_backbone: 0.3,
-            best_acc_backbone: 0.7,
-            best_nmi_feature: 0.45,
-            best_ari_feature: 0.2,
-            best_acc_feature: 0.5,
+            current: Scores::from_values([0.5, 0.25, 0.625, 0.4, 0.2, 0.5]),
+            best: Scores::from_values([0.55, 0.3, 0.7, 0.45, 0.2, 0.5]),
             seconds: 12.34,
         };
         assert_eq!(

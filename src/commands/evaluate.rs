@@ -12,7 +12,8 @@ use crate::config::{Config, Method};
 use crate::console::StageBar;
 use crate::data;
 use crate::device;
-use crate::eval::{self, npy, Clustering, Scores};
+use crate::eval::{self, npy, Clustering};
+use crate::events::{ModelTag, SpaceScores};
 use crate::model::{CdNet, NetSpec};
 use crate::store::checkpoint::CheckpointDir;
 use crate::store::interchange::{load_into, match_network, read_weights};
@@ -37,8 +38,8 @@ struct Report {
     device: String,
     samples: usize,
     clusters: usize,
-    backbone: Scores,
-    feature: Scores,
+    backbone: SpaceScores,
+    feature: SpaceScores,
     seconds: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     files: Vec<PathBuf>,
@@ -137,7 +138,7 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
 /// The weights a run kept for `epoch`: the saved model `model_epoch_N`, else the checkpoint kept at
 /// that epoch (or the latest one when it is that epoch).
 fn epoch_weights(dir: &CheckpointDir, epoch: i64) -> Result<PathBuf, Failure> {
-    let model = dir.model_path(&format!("epoch_{epoch}"));
+    let model = dir.model_path(ModelTag::Epoch(epoch));
     if model.exists() {
         return Ok(model);
     }
@@ -301,10 +302,10 @@ mod tests {
             "{}",
             err.message
         );
-        std::fs::write(ckpt.model_path("epoch_100"), b"x").unwrap();
+        std::fs::write(ckpt.model_path(ModelTag::Epoch(100)), b"x").unwrap();
         assert_eq!(
             epoch_weights(&ckpt, 100).unwrap(),
-            ckpt.model_path("epoch_100")
+            ckpt.model_path(ModelTag::Epoch(100))
         );
         let bad = dir.path().join("bad.safetensors");
         std::fs::write(&bad, b"not a safetensors file").unwrap();

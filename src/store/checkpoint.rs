@@ -22,6 +22,7 @@ use super::records::RunRecords;
 use super::tensors::{read_safetensors, write_safetensors};
 use super::{dataset_dir_name, StoreError};
 use crate::config::{Backbone, Config, Method};
+use crate::events::ModelTag;
 use crate::model::NetSpec;
 
 pub const CHECKPOINT_FORMAT: &str = "cdw-checkpoint";
@@ -226,12 +227,12 @@ impl CheckpointDir {
     }
 
     /// `model_{tag}.safetensors` (full network, reference names).
-    pub fn model_path(&self, tag: &str) -> PathBuf {
+    pub fn model_path(&self, tag: ModelTag) -> PathBuf {
         self.path.join(format!("model_{tag}.safetensors"))
     }
 
     /// `resnet_{tag}.safetensors` (the backbone alone).
-    pub fn backbone_path(&self, tag: &str) -> PathBuf {
+    pub fn backbone_path(&self, tag: ModelTag) -> PathBuf {
         self.path.join(format!("resnet_{tag}.safetensors"))
     }
 
@@ -333,7 +334,7 @@ impl CheckpointDir {
     /// backbone with the names of `model.resnet.state_dict()`.
     pub fn save_model(
         &self,
-        tag: &str,
+        tag: ModelTag,
         model: &[(String, Tensor)],
         meta: &ModelMeta,
     ) -> Result<PathBuf, StoreError> {
@@ -442,11 +443,11 @@ mod tests {
             epoch: 3,
             net: c.meta.net.clone(),
         };
-        let p = dir.save_model("final", &c.model, &m).unwrap();
+        let p = dir.save_model(ModelTag::Final, &c.model, &m).unwrap();
         let err = Checkpoint::read(&p).unwrap_err().to_string();
         assert!(err.contains("expected a cdw checkpoint"), "{err}");
         assert!(err.contains("it is a saved model"), "{err}");
-        let backbone = read_safetensors(&dir.backbone_path("final")).unwrap();
+        let backbone = read_safetensors(&dir.backbone_path(ModelTag::Final)).unwrap();
         let names: Vec<&str> = backbone.tensors.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["bn1.num_batches_tracked", "conv1.weight"]);
     }

@@ -16,11 +16,12 @@ use super::checkpoint::{
     Checkpoint, CheckpointMeta, ModelMeta, NetMeta, SchedulerMeta, CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION, MODEL_META_KEY,
 };
-use super::records::{RecordColumn, RunRecords, Scores};
+use super::records::{RecordColumn, RunRecords};
 use super::tensors::{read_safetensors, write_safetensors};
 use super::torch_file::{TorchFile, TorchFileError};
 use super::StoreError;
 use crate::config::{Backbone, Method};
+use crate::events::Scores;
 use crate::model::{CdNet, NetSpec};
 use crate::pickle::Value;
 
@@ -432,14 +433,7 @@ fn read_reference_records(file: &TorchFile, root: &Value) -> Result<RunRecords, 
         }
     };
     if let Some(b) = root.get("best_metrics") {
-        r.best = Scores {
-            nmi_backbone: num(b.get("nmi_backbone"))?.unwrap_or(0.0),
-            ari_backbone: num(b.get("ari_backbone"))?.unwrap_or(0.0),
-            acc_backbone: num(b.get("acc_backbone"))?.unwrap_or(0.0),
-            nmi_feature: num(b.get("nmi_feature"))?.unwrap_or(0.0),
-            ari_feature: num(b.get("ari_feature"))?.unwrap_or(0.0),
-            acc_feature: num(b.get("acc_feature"))?.unwrap_or(0.0),
-        };
+        r.best = read_scores(|name| Ok(num(b.get(name))?.or(Some(0.0))))?.unwrap_or_default();
     }
     r.best_nmi = num(root.get("best_nmi"))?.unwrap_or(0.0);
     if let Some(rec) = root.get("records") {
@@ -455,41 +449,29 @@ fn read_reference_records(file: &TorchFile, root: &Value) -> Result<RunRecords, 
             let Some(epoch) = col("epoch", i)? else {
                 continue;
             };
-            let cur = |k: &str| col(k, i);
-            let current = match (
-                cur("nmi_backbone")?,
-                cur("ari_backbone")?,
-                cur("acc_backbone")?,
-                cur("nmi_feature")?,
-                cur("ari_feature")?,
-                cur("acc_feature")?,
-            ) {
-                (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)) => Some(Scores {
-                    nmi_backbone: a,
-                    ari_backbone: b,
-                    acc_backbone: c,
-                    nmi_feature: d,
-                    ari_feature: e,
-                    acc_feature: f,
-                }),
-                _ => None,
-            };
-            let b = |k: &str| -> Result<f64, TorchFileError> { Ok(col(k, i)?.unwrap_or(0.0)) };
+            let best = read_scores(|name| Ok(col(&format!("best_{name}"), i)?.or(Some(0.0))))?;
             r.columns.push(RecordColumn {
                 epoch: epoch as i64,
-                best: Scores {
-                    nmi_backbone: b("best_nmi_backbone")?,
-                    ari_backbone: b("best_ari_backbone")?,
-                    acc_backbone: b("best_acc_backbone")?,
-                    nmi_feature: b("best_nmi_feature")?,
-                    ari_feature: b("best_ari_feature")?,
-                    acc_feature: b("best_acc_feature")?,
-                },
-                current,
+                best: best.unwrap_or_default(),
+                current: read_scores(|name| col(name, i))?,
             });
         }
     }
     Ok(r)
+}
+
+/// The six scores `value` gives by name; `None` when any of them is missing.
+fn read_scores(
+    mut value: impl FnMut(&str) -> Result<Option<f64>, TorchFileError>,
+) -> Result<Option<Scores>, TorchFileError> {
+    let mut values = [0.0; 6];
+    for (v, name) in values.iter_mut().zip(Scores::NAMES) {
+        match value(name)? {
+            Some(x) => *v = x,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(Scores::from_values(values)))
 }
 
 /// The network weights held by `path`: a cdw checkpoint or a saved model (safetensors).

@@ -11,6 +11,7 @@ pub mod records;
 pub mod tensors;
 pub mod torch_file;
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,14 +19,24 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::events::{Event, Reporter};
+use crate::events::{Event, Reporter, Scores};
 
 /// Columns of `metrics.csv`, one row per completed epoch.
 pub const METRICS_HEADER: &str =
     "epoch,instance_loss,feature_loss,total_loss,lr,seconds,images_per_sec";
 
-/// Columns of `evaluation.csv`, one row per evaluated epoch (SPEC 2.6).
-pub const EVALUATION_HEADER: &str = "epoch,samples,clusters,nmi_backbone,ari_backbone,acc_backbone,nmi_feature,ari_feature,acc_feature,best_nmi_backbone,best_ari_backbone,best_acc_backbone,best_nmi_feature,best_ari_feature,best_acc_feature,seconds";
+/// Columns of `evaluation.csv`, one row per evaluated epoch (SPEC 2.6): `epoch,samples,clusters`,
+/// the six [`Scores`] (`nmi_backbone,...,acc_feature`), the same prefixed `best_`, `seconds`.
+pub fn evaluation_header() -> String {
+    let mut header = String::from("epoch,samples,clusters");
+    for prefix in ["", "best_"] {
+        for name in Scores::NAMES {
+            header.push_str(&format!(",{prefix}{name}"));
+        }
+    }
+    header.push_str(",seconds");
+    header
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -225,7 +236,7 @@ impl RunLog {
             (&mut log.metrics, METRICS_HEADER, log.dir.metrics_path()),
             (
                 &mut log.evaluation,
-                EVALUATION_HEADER,
+                &evaluation_header(),
                 log.dir.evaluation_path(),
             ),
         ] {
@@ -310,25 +321,16 @@ impl RunLog {
             epoch,
             samples,
             clusters,
-            nmi_backbone,
-            ari_backbone,
-            acc_backbone,
-            nmi_feature,
-            ari_feature,
-            acc_feature,
-            best_nmi_backbone,
-            best_ari_backbone,
-            best_acc_backbone,
-            best_nmi_feature,
-            best_ari_feature,
-            best_acc_feature,
+            current,
+            best,
             seconds,
         } = event
         {
-            writeln!(
-                self.evaluation,
-                "{epoch},{samples},{clusters},{nmi_backbone},{ari_backbone},{acc_backbone},{nmi_feature},{ari_feature},{acc_feature},{best_nmi_backbone},{best_ari_backbone},{best_acc_backbone},{best_nmi_feature},{best_ari_feature},{best_acc_feature},{seconds:.3}"
-            )?;
+            let mut row = format!("{epoch},{samples},{clusters}");
+            for v in current.values().into_iter().chain(best.values()) {
+                row.push_str(&format!(",{v}"));
+            }
+            writeln!(self.evaluation, "{row},{seconds:.3}")?;
             self.evaluation.flush()?;
         }
         Ok(())
@@ -371,7 +373,7 @@ impl Reporter for RunLog {
 /// run.
 pub fn cut_history(dir: &RunDir, epoch: i64) -> Result<(), StoreError> {
     cut_csv(&dir.metrics_path(), METRICS_HEADER, epoch)?;
-    cut_csv(&dir.evaluation_path(), EVALUATION_HEADER, epoch)?;
+    cut_csv(&dir.evaluation_path(), &evaluation_header(), epoch)?;
     let events = dir.events_path();
     let mut out = String::new();
     if let Ok(text) = fs::read_to_string(&events) {
@@ -443,29 +445,43 @@ fn read_log_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, 
 }
 
 /// One row of `evaluation.csv`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EvaluationRow {
     pub epoch: i64,
     pub samples: usize,
     pub clusters: usize,
-    pub nmi_backbone: f64,
-    pub ari_backbone: f64,
-    pub acc_backbone: f64,
-    pub nmi_feature: f64,
-    pub ari_feature: f64,
-    pub acc_feature: f64,
-    pub best_nmi_backbone: f64,
-    pub best_ari_backbone: f64,
-    pub best_acc_backbone: f64,
-    pub best_nmi_feature: f64,
-    pub best_ari_feature: f64,
-    pub best_acc_feature: f64,
+    pub current: Scores,
+    /// The running maxima after this evaluation.
+    pub best: Scores,
     pub seconds: f64,
 }
 
 /// Reads a run's `evaluation.csv`; a last line cut short by a crash is ignored.
 pub fn read_evaluations(path: &Path) -> Result<Vec<EvaluationRow>, StoreError> {
-    read_log_rows(path)
+    let rows: Vec<HashMap<String, String>> = read_log_rows(path)?;
+    Ok(rows.iter().filter_map(evaluation_row).collect())
+}
+
+/// An `evaluation.csv` row by column name; `None` when a column is missing or not a number.
+fn evaluation_row(row: &HashMap<String, String>) -> Option<EvaluationRow> {
+    let cell = |name: &str| row.get(name).map(|v| v.trim());
+    let number = |name: &str| cell(name)?.parse::<f64>().ok();
+    let count = |name: &str| cell(name)?.parse::<usize>().ok();
+    let scores = |prefix: &str| -> Option<Scores> {
+        let mut values = [0.0; 6];
+        for (v, name) in values.iter_mut().zip(Scores::NAMES) {
+            *v = number(&format!("{prefix}{name}"))?;
+        }
+        Some(Scores::from_values(values))
+    };
+    Some(EvaluationRow {
+        epoch: cell("epoch")?.parse().ok()?,
+        samples: count("samples")?,
+        clusters: count("clusters")?,
+        current: scores("")?,
+        best: scores("best_")?,
+        seconds: number("seconds")?,
+    })
 }
 
 #[cfg(test)]
@@ -523,18 +539,8 @@ mod tests {
             epoch,
             samples: 1024,
             clusters: 4,
-            nmi_backbone: 0.5,
-            ari_backbone: 0.25,
-            acc_backbone: 0.75,
-            nmi_feature: 0.125,
-            ari_feature: -0.5,
-            acc_feature: 0.375,
-            best_nmi_backbone: 0.5,
-            best_ari_backbone: 0.25,
-            best_acc_backbone: 0.75,
-            best_nmi_feature: 0.25,
-            best_ari_feature: 0.0,
-            best_acc_feature: 0.5,
+            current: Scores::from_values([0.5, 0.25, 0.75, 0.125, -0.5, 0.375]),
+            best: Scores::from_values([0.5, 0.25, 0.75, 0.25, 0.0, 0.5]),
             seconds: 1.5,
         }
     }
@@ -549,7 +555,10 @@ mod tests {
         log.report(&evaluation(4));
         log.finish(RunState::Stopped, None).unwrap();
         let text = fs::read_to_string(dir.evaluation_path()).unwrap();
-        assert_eq!(text.lines().next().unwrap(), EVALUATION_HEADER);
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "epoch,samples,clusters,nmi_backbone,ari_backbone,acc_backbone,nmi_feature,ari_feature,acc_feature,best_nmi_backbone,best_ari_backbone,best_acc_backbone,best_nmi_feature,best_ari_feature,best_acc_feature,seconds"
+        );
         assert_eq!(
             text.lines().nth(1).unwrap(),
             "3,1024,4,0.5,0.25,0.75,0.125,-0.5,0.375,0.5,0.25,0.75,0.25,0,0.5,1.500"
@@ -557,7 +566,11 @@ mod tests {
         let rows = read_evaluations(&dir.evaluation_path()).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(
-            (rows[0].epoch, rows[0].ari_feature, rows[0].best_nmi_feature),
+            (
+                rows[0].epoch,
+                rows[0].current.ari_feature,
+                rows[0].best.nmi_feature
+            ),
             (3, -0.5, 0.25)
         );
         assert_eq!(read_metrics(&dir.metrics_path()).unwrap().len(), 0);

@@ -10,57 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{read_metrics, write_atomic, EpochMetrics, StoreError};
 use crate::config::python_float;
-
-/// The six clustering scores of one evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Scores {
-    pub nmi_backbone: f64,
-    pub ari_backbone: f64,
-    pub acc_backbone: f64,
-    pub nmi_feature: f64,
-    pub ari_feature: f64,
-    pub acc_feature: f64,
-}
-
-impl Scores {
-    /// The field names, as the records CSV and `evaluation.csv` name the scores.
-    const NAMES: [&'static str; 6] = [
-        "nmi_backbone",
-        "ari_backbone",
-        "acc_backbone",
-        "nmi_feature",
-        "ari_feature",
-        "acc_feature",
-    ];
-
-    /// The scores whose values `value(name)` gives for each of [`Scores::NAMES`].
-    fn from_names(mut value: impl FnMut(&str) -> f64) -> Scores {
-        Scores {
-            nmi_backbone: value("nmi_backbone"),
-            ari_backbone: value("ari_backbone"),
-            acc_backbone: value("acc_backbone"),
-            nmi_feature: value("nmi_feature"),
-            ari_feature: value("ari_feature"),
-            acc_feature: value("acc_feature"),
-        }
-    }
-
-    /// The selection score of the "best" model: the larger of the two NMIs (SPEC 2.5).
-    pub fn best_nmi(&self) -> f64 {
-        self.nmi_backbone.max(self.nmi_feature)
-    }
-
-    fn max(&self, o: &Scores) -> Scores {
-        Scores {
-            nmi_backbone: self.nmi_backbone.max(o.nmi_backbone),
-            ari_backbone: self.ari_backbone.max(o.ari_backbone),
-            acc_backbone: self.acc_backbone.max(o.acc_backbone),
-            nmi_feature: self.nmi_feature.max(o.nmi_feature),
-            ari_feature: self.ari_feature.max(o.ari_feature),
-            acc_feature: self.acc_feature.max(o.acc_feature),
-        }
-    }
-}
+use crate::events::Scores;
 
 /// One column of the records CSV: the epoch, the running best scores, and the scores of that
 /// epoch (absent when no evaluation ran before the mark).
@@ -153,24 +103,13 @@ pub fn records_csv(columns: &[RecordColumn]) -> String {
     for row in RECORD_ROWS {
         out.push_str(row);
         for c in columns {
-            let b = &c.best;
-            let cur = c.current.as_ref();
-            let v = match row {
+            let v = if row == "epoch" {
                 // The reference's frame is all floats once transposed: epochs print as 100.0.
-                "epoch" => Some(c.epoch as f64),
-                "best_nmi_feature" => Some(b.nmi_feature),
-                "best_ari_feature" => Some(b.ari_feature),
-                "best_acc_feature" => Some(b.acc_feature),
-                "best_nmi_backbone" => Some(b.nmi_backbone),
-                "best_ari_backbone" => Some(b.ari_backbone),
-                "best_acc_backbone" => Some(b.acc_backbone),
-                "nmi_backbone" => cur.map(|s| s.nmi_backbone),
-                "ari_backbone" => cur.map(|s| s.ari_backbone),
-                "acc_backbone" => cur.map(|s| s.acc_backbone),
-                "nmi_feature" => cur.map(|s| s.nmi_feature),
-                "ari_feature" => cur.map(|s| s.ari_feature),
-                "acc_feature" => cur.map(|s| s.acc_feature),
-                _ => unreachable!("RECORD_ROWS is exhaustive"),
+                Some(c.epoch as f64)
+            } else if let Some(score) = row.strip_prefix("best_") {
+                c.best.get(score)
+            } else {
+                c.current.and_then(|s| s.get(row))
             };
             out.push(',');
             out.push_str(&cell(v));

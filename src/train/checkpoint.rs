@@ -2,7 +2,7 @@
 //! at a new best NMI and at the end, and the records CSV at every 100-epoch mark and at the end.
 //! How files look is the store's business ([`crate::store::checkpoint`]).
 
-use crate::events::{Event, Reporter};
+use crate::events::{Event, ModelTag, Reporter};
 use crate::store::checkpoint::{CheckpointDir, ModelMeta, NetMeta, KEEP_EVERY};
 use crate::store::records::write_records_csv;
 use crate::store::{RunDir, StoreError};
@@ -42,16 +42,16 @@ impl RunSaver {
             };
             let mut tags = Vec::new();
             if trainer.records.best_epoch == Some(epoch) {
-                tags.push("best".to_string());
+                tags.push(ModelTag::Best);
             }
             if epoch % KEEP_EVERY == 0 {
-                tags.push(format!("epoch_{epoch}"));
+                tags.push(ModelTag::Epoch(epoch));
             }
             if last {
-                tags.push("final".to_string());
+                tags.push(ModelTag::Final);
             }
             for tag in tags {
-                let path = self.checkpoints.save_model(&tag, &model, &meta)?;
+                let path = self.checkpoints.save_model(tag, &model, &meta)?;
                 reporter.report(&Event::ModelSaved {
                     epoch,
                     tag,

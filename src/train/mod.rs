@@ -22,7 +22,7 @@ use crate::store::checkpoint::{
     KEEP_EVERY,
 };
 use crate::store::interchange::load_into;
-use crate::store::records::{RunRecords, Scores};
+use crate::store::records::RunRecords;
 use crate::store::StoreError;
 use checkpoint::RunSaver;
 use optim::{cosine_lr, Adam};
@@ -191,12 +191,6 @@ impl Trainer {
         self.records = ckpt.meta.records.clone();
         self.records.truncate_after(epoch);
         Ok(epoch + 1)
-    }
-
-    /// Takes in the clustering scores of `epoch` (the evaluation's hook): updates the running best
-    /// and the records; a new best NMI makes [`RunSaver`] save the "best" model at epoch end.
-    pub fn observe_evaluation(&mut self, epoch: i64, scores: Scores) -> bool {
-        self.records.observe(epoch, scores)
     }
 
     /// Bookkeeping at the end of a completed epoch: the records column at 100-epoch marks, then
