@@ -32,14 +32,12 @@ pub use crate::events::Space;
 use crate::events::{EvaluationStage, Event, Reporter, Scores, SpaceScores};
 use crate::model::CdNet;
 use crate::store::records::RunRecords;
-use crate::store::{write_atomic, StoreError};
+use crate::store::{is_mark, write_atomic, StoreError};
 pub use embed::{embed, EmbedSettings, Embeddings};
 pub use kmeans::{kmeans, KMeansError, KMeansParams, KMeansResult};
 pub use metrics::MetricsError;
 pub use tsne::{tsne, TsneError, TsneParams, TsneResult};
 
-/// Evaluation (and t-SNE) happens at each multiple of this many epochs whatever the mode.
-pub const MARK_EVERY: i64 = 100;
 /// Samples in a t-SNE map.
 pub const TSNE_SAMPLES: usize = 1000;
 /// t-SNE pictures are drawn only up to this many classes (SPEC 2.5).
@@ -273,14 +271,14 @@ fn sample_sorted(len: usize, count: usize, seed: u64) -> Vec<usize> {
 pub fn evaluates_at(mode: EvaluationMode, epoch: i64, epochs: i64) -> bool {
     match mode {
         EvaluationMode::All | EvaluationMode::Fraction(_) => true,
-        EvaluationMode::None => epoch == epochs || epoch % MARK_EVERY == 0,
+        EvaluationMode::None => epoch == epochs || is_mark(epoch),
     }
 }
 
 /// Whether training draws the t-SNE pictures after `epoch`: at each 100-epoch mark, for at most
 /// 20 classes.
 pub fn tsne_at(epoch: i64, classes: usize) -> bool {
-    epoch > 0 && epoch % MARK_EVERY == 0 && classes <= TSNE_MAX_CLASSES
+    is_mark(epoch) && classes <= TSNE_MAX_CLASSES
 }
 
 impl Evaluation {

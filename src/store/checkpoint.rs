@@ -20,7 +20,7 @@ use tch::Tensor;
 
 use super::records::RunRecords;
 use super::tensors::{read_safetensors, write_safetensors};
-use super::{dataset_dir_name, StoreError};
+use super::{dataset_dir_name, is_mark, StoreError};
 use crate::config::{Backbone, Config, Method};
 use crate::events::ModelTag;
 use crate::model::NetSpec;
@@ -31,8 +31,6 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 pub const META_KEY: &str = "cdw_checkpoint";
 /// Metadata key of a saved model's JSON document.
 pub const MODEL_META_KEY: &str = "cdw_model";
-/// Every this many epochs a checkpoint is kept and a model saved (SPEC 2.5).
-pub const KEEP_EVERY: i64 = 100;
 
 /// The architecture as stored in files (names, not enums, so the JSON reads plainly).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,7 +246,7 @@ impl CheckpointDir {
         self.create()?;
         let last = self.last_path();
         ckpt.write(&last)?;
-        if ckpt.meta.epoch % KEEP_EVERY == 0 {
+        if is_mark(ckpt.meta.epoch) {
             let kept = self.kept_path(ckpt.meta.epoch);
             // A hard link costs nothing; the next atomic write of `last` replaces its name only.
             let tmp = kept.with_extension("safetensors.tmp");

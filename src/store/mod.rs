@@ -38,6 +38,16 @@ pub fn evaluation_header() -> String {
     header
 }
 
+/// Every this many epochs is a mark (SPEC 2.5): training evaluates whatever `evaluation_mode`
+/// says and draws the t-SNE pictures, the records get a column, a checkpoint is kept and the
+/// model saved. One number for all of them, so the records never lose their scores.
+pub const MARK_EVERY: i64 = 100;
+
+/// Whether `epoch` (1-based) is a [`MARK_EVERY`] mark.
+pub fn is_mark(epoch: i64) -> bool {
+    epoch > 0 && epoch % MARK_EVERY == 0
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot write {path}: {source}")]

@@ -3,9 +3,9 @@
 //! How files look is the store's business ([`crate::store::checkpoint`]).
 
 use crate::events::{Event, ModelTag, Reporter};
-use crate::store::checkpoint::{CheckpointDir, ModelMeta, NetMeta, KEEP_EVERY};
+use crate::store::checkpoint::{CheckpointDir, ModelMeta, NetMeta};
 use crate::store::records::write_records_csv;
-use crate::store::{RunDir, StoreError};
+use crate::store::{is_mark, RunDir, StoreError};
 
 use super::Trainer;
 
@@ -44,7 +44,7 @@ impl RunSaver {
             if trainer.records.best_epoch == Some(epoch) {
                 tags.push(ModelTag::Best);
             }
-            if epoch % KEEP_EVERY == 0 {
+            if is_mark(epoch) {
                 tags.push(ModelTag::Epoch(epoch));
             }
             if last {
@@ -60,7 +60,7 @@ impl RunSaver {
             }
         }
         if let Some(run) = &self.run {
-            if epoch % KEEP_EVERY == 0 || last {
+            if is_mark(epoch) || last {
                 write_records_csv(
                     &run.records_path(&cfg.experiment_name()),
                     &trainer.records.columns,

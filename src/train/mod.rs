@@ -19,11 +19,10 @@ use crate::events::{Event, Reporter};
 use crate::model::{losses, trainable_parameter_count, CdNet, NetSpec, Outputs};
 use crate::store::checkpoint::{
     Checkpoint, CheckpointMeta, NetMeta, SchedulerMeta, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-    KEEP_EVERY,
 };
 use crate::store::interchange::load_into;
 use crate::store::records::RunRecords;
-use crate::store::StoreError;
+use crate::store::{is_mark, StoreError};
 use checkpoint::RunSaver;
 use optim::{cosine_lr, Adam};
 
@@ -196,7 +195,7 @@ impl Trainer {
     /// Bookkeeping at the end of a completed epoch: the records column at 100-epoch marks, then
     /// the saver's files.
     fn end_of_epoch(&mut self, epoch: i64, reporter: &mut dyn Reporter) -> Result<(), TrainError> {
-        if epoch % KEEP_EVERY == 0 {
+        if is_mark(epoch) {
             self.records.mark(epoch);
         }
         if let Some(saver) = &self.saver {
