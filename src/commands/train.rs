@@ -86,12 +86,22 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
     let stop = Interrupter::new();
     install_interrupt_handler(stop.clone());
 
-    let mut trainer = Trainer::new(&cfg, set, device).map_err(Failure::usage)?;
-    if cfg.customize_datasets {
+    let set = std::sync::Arc::new(set);
+    let eval_set = if cfg.customize_datasets {
         // Trained on the concatenation, judged on the named dataset alone (SPEC 2.7).
-        let eval_set = crate::data::load_evaluation(&cfg).map_err(Failure::runtime)?;
-        trainer.evaluator = crate::eval::Evaluator::new(&cfg, std::sync::Arc::new(eval_set));
-    }
+        std::sync::Arc::new(crate::data::load_evaluation(&cfg).map_err(Failure::runtime)?)
+    } else {
+        set.clone()
+    };
+    let evaluator = crate::eval::Evaluator::new(&cfg, eval_set, Some(run_dir.tsne_dir()));
+    let saver = RunSaver {
+        checkpoints: ckpt_dir.clone(),
+        run: Some(run_dir.clone()),
+        checkpoint: cfg.checkpoint,
+        save_model: cfg.save_model,
+    };
+    let mut trainer =
+        Trainer::new(&cfg, set, evaluator, Some(saver), device).map_err(Failure::usage)?;
     let (start_epoch, mut log) = match &resume {
         Some(ckpt) => {
             let start = trainer.restore(ckpt).map_err(Failure::runtime)?;
@@ -100,7 +110,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
             ckpt_dir.forget_after(done).map_err(Failure::runtime)?;
             write_records_csv(
                 &run_dir.records_path(&cfg.experiment_name()),
-                &trainer.records.columns,
+                &trainer.records().columns,
             )
             .map_err(Failure::runtime)?;
             eprintln!(
@@ -120,14 +130,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
             RunLog::start(run_dir.clone(), &cfg).map_err(Failure::runtime)?,
         ),
     };
-    trainer.saver = Some(RunSaver {
-        checkpoints: ckpt_dir,
-        run: Some(run_dir.clone()),
-        checkpoint: cfg.checkpoint,
-        save_model: cfg.save_model,
-    });
     let run_path: PathBuf = run_dir.path.clone();
-    trainer.evaluator.tsne_dir = Some(run_dir.tsne_dir());
     let mut console = reporter_for_stdout(args.json);
     let result = {
         let mut fan = Fanout(vec![console.as_mut(), &mut log]);

@@ -416,11 +416,13 @@ pub struct Evaluator {
     subset: Option<Vec<usize>>,
     classes: usize,
     /// Where the t-SNE pictures go (the run's `tsne/` folder); none: no pictures.
-    pub tsne_dir: Option<PathBuf>,
+    tsne_dir: Option<PathBuf>,
 }
 
 impl Evaluator {
-    pub fn new(cfg: &Config, set: Arc<ImageSet>) -> Evaluator {
+    /// Evaluates on `set` as `cfg` says, drawing the t-SNE pictures into `tsne_dir` (none: no
+    /// pictures).
+    pub fn new(cfg: &Config, set: Arc<ImageSet>, tsne_dir: Option<PathBuf>) -> Evaluator {
         let subset = evaluation_subset(cfg.evaluation_mode, set.len(), cfg.seed);
         let classes = cfg
             .class_num
@@ -430,7 +432,7 @@ impl Evaluator {
             subset,
             classes,
             set,
-            tsne_dir: None,
+            tsne_dir,
         }
     }
 
@@ -635,8 +637,7 @@ mod tests {
         let (mut cfg, set, _vs, net) = shapes_setup(&["evaluation_mode=0.5"]);
         cfg.epochs = 100;
         let dir = tempfile::tempdir().unwrap();
-        let mut evaluator = Evaluator::new(&cfg, Arc::new(set));
-        evaluator.tsne_dir = Some(dir.path().join("tsne"));
+        let mut evaluator = Evaluator::new(&cfg, Arc::new(set), Some(dir.path().join("tsne")));
         let mut events = Collect::default();
         let mut records = RunRecords::default();
         let first = evaluator
