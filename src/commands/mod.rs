@@ -223,7 +223,7 @@ fn config_cmd(c: ConfigCmd) -> Result<(), Failure> {
         ConfigAction::Show(args) => {
             let cfg = args.resolve()?;
             println!("# experiment: {}", cfg.experiment_name());
-            print!("{}", cfg.to_yaml());
+            print!("{}", cfg.to_yaml()?);
         }
         ConfigAction::Fields => {
             for f in FIELDS {

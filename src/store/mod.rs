@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::events::{Event, Reporter, Scores};
+use checkpoint::CheckpointDir;
 
 /// Columns of `metrics.csv`, one row per completed epoch.
 pub const METRICS_HEADER: &str =
@@ -108,7 +109,24 @@ pub struct RunStatus {
     pub error: Option<String>,
 }
 
-/// The directory of one run.
+/// Where one run keeps its files, worked out once: its records folder and its checkpoints folder.
+#[derive(Debug, Clone)]
+pub struct RunPaths {
+    pub run: RunDir,
+    pub checkpoints: CheckpointDir,
+}
+
+impl RunPaths {
+    /// `<records>/<dataset>/<experiment>` and `<checkpoints>/<dataset>/<experiment>` for `cfg`.
+    pub fn new(records: &Path, checkpoints: &Path, cfg: &Config) -> RunPaths {
+        RunPaths {
+            run: RunDir::for_config(records, cfg),
+            checkpoints: CheckpointDir::for_config(checkpoints, cfg),
+        }
+    }
+}
+
+/// The directory of one run. Every file name in it comes from here.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
@@ -143,18 +161,34 @@ impl RunDir {
     pub fn status_path(&self) -> PathBuf {
         self.path.join("status.json")
     }
+    /// The PID of the training writing this run ([`lock::RunLock`]).
+    pub fn lock_path(&self) -> PathBuf {
+        self.path.join("lock")
+    }
     /// The reference-format records CSV (SPEC 2.10).
     pub fn records_path(&self, experiment: &str) -> PathBuf {
         self.path.join(records::records_file_name(experiment))
     }
 
+    /// The experiment this directory holds: its name.
+    pub fn experiment(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Creates the directory and writes the resolved config snapshot.
     pub fn create(&self, cfg: &Config) -> Result<(), StoreError> {
+        let yaml = cfg.to_yaml().map_err(|e| StoreError::Corrupt {
+            path: self.config_path(),
+            what: e.to_string(),
+        })?;
         fs::create_dir_all(&self.path).map_err(|source| StoreError::Write {
             path: self.path.clone(),
             source,
         })?;
-        write_atomic(&self.config_path(), cfg.to_yaml().as_bytes())
+        write_atomic(&self.config_path(), yaml.as_bytes())
     }
 
     /// The run's config snapshot with `overrides` (`key=value`) applied on top.
@@ -164,27 +198,13 @@ impl RunDir {
             path: path.clone(),
             source,
         })?;
-        let corrupt = |what: String| StoreError::Corrupt {
+        let corrupt = |e: ConfigError| StoreError::Corrupt {
             path: path.clone(),
-            what,
+            what: e.to_string(),
         };
-        let mut map: serde_yaml::Mapping = serde_yaml::from_str(&text)
-            .map_err(|e| corrupt(format!("expected a config snapshot (YAML mapping): {e}")))?;
-        let dataset = map
-            .remove("dataset")
-            .and_then(|d| d.as_str().map(str::to_string))
-            .ok_or_else(|| corrupt("the config snapshot names no dataset".into()))?;
-        // Unset optional fields are written as null; leave them unset.
-        map.retain(|_, v| !v.is_null());
-        let mut datasets = serde_yaml::Mapping::new();
-        datasets.insert(dataset.clone().into(), serde_yaml::Mapping::new().into());
-        let mut doc = serde_yaml::Mapping::new();
-        doc.insert("common".into(), map.into());
-        doc.insert("datasets".into(), datasets.into());
-        let yaml = serde_yaml::to_string(&doc).map_err(|e| corrupt(e.to_string()))?;
-        crate::config::ConfigFile::parse(&yaml, &path.display().to_string())
-            .and_then(|f| f.resolve(&dataset, overrides))
-            .map_err(|e| corrupt(e.to_string()))
+        let mut cfg = Config::from_snapshot(&text, &path.display().to_string()).map_err(corrupt)?;
+        cfg.apply_overrides(overrides).map_err(corrupt)?;
+        Ok(cfg)
     }
 
     pub fn write_status(&self, status: &RunStatus) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{read_metrics, write_atomic, EpochMetrics, StoreError};
+use super::{read_metrics, write_atomic, EpochMetrics, RunDir, StoreError};
 use crate::config::python_float;
 use crate::events::Scores;
 
@@ -194,38 +194,34 @@ pub struct RunHistory {
     pub columns: Vec<RecordColumn>,
 }
 
-/// Opens a run's records: `metrics.csv` and/or `records_*.csv` in `dir` (either may be missing,
-/// as in a directory of reference records; one of them must be there).
-pub fn read_run_history(dir: &Path) -> Result<RunHistory, StoreError> {
-    let metrics = dir.join("metrics.csv");
-    let epochs = if metrics.exists() {
-        read_metrics(&metrics)?
-    } else {
-        Vec::new()
-    };
-    let records = fs::read_dir(dir)
-        .map_err(|source| StoreError::Read {
-            path: dir.into(),
-            source,
-        })?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("records_") && n.ends_with(".csv"))
-        });
-    let columns = match &records {
-        Some(p) => read_records_csv(p)?,
-        None => Vec::new(),
-    };
-    if !metrics.exists() && records.is_none() {
+/// Opens a run's records: its `metrics.csv` and/or `records_<experiment>.csv`, the experiment
+/// being the directory's name (either file may be missing, as in a directory of reference
+/// records; one of them must be there).
+pub fn read_run_history(dir: &RunDir) -> Result<RunHistory, StoreError> {
+    let metrics = dir.metrics_path();
+    let records = dir.records_path(&dir.experiment());
+    let (has_metrics, has_records) = (metrics.is_file(), records.is_file());
+    if !has_metrics && !has_records {
         return Err(StoreError::Corrupt {
-            path: dir.into(),
-            what: "expected metrics.csv or records_<experiment>.csv in the run directory".into(),
+            path: dir.path.clone(),
+            what: format!(
+                "expected metrics.csv or {} in the run directory",
+                records_file_name(&dir.experiment())
+            ),
         });
     }
-    Ok(RunHistory { epochs, columns })
+    Ok(RunHistory {
+        epochs: if has_metrics {
+            read_metrics(&metrics)?
+        } else {
+            Vec::new()
+        },
+        columns: if has_records {
+            read_records_csv(&records)?
+        } else {
+            Vec::new()
+        },
+    })
 }
 
 #[cfg(test)]
@@ -299,5 +295,48 @@ mod tests {
         assert_eq!(cols[0].current.unwrap().acc_feature, 0.77);
         let err = parse_records_csv(",0\nepoch,1\n").unwrap_err();
         assert!(err.contains("row `best_nmi_feature` is missing"), "{err}");
+    }
+
+    #[test]
+    fn run_history_reads_the_records_of_the_directory_s_experiment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().join("bs64_lr0.0003_ResNet18"),
+        };
+        fs::create_dir_all(&dir.path).unwrap();
+        let err = read_run_history(&dir).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "expected metrics.csv or records_bs64_lr0.0003_ResNet18.csv in the run directory"
+            ),
+            "{err}"
+        );
+        let column = |epoch: i64, x: f64| RecordColumn {
+            epoch,
+            best: scores(x),
+            current: Some(scores(x)),
+        };
+        // Another experiment's records beside it (a folder of reference records) are not read,
+        // whatever order the directory lists them in.
+        for name in ["bs128_lr0.0003_ResNet18", "bs256_lr0.0003_ResNet18"] {
+            write_records_csv(&dir.path.join(records_file_name(name)), &[column(900, 0.9)])
+                .unwrap();
+        }
+        assert!(read_run_history(&dir).is_err());
+        write_records_csv(&dir.records_path(&dir.experiment()), &[column(100, 0.5)]).unwrap();
+        let history = read_run_history(&dir).unwrap();
+        assert_eq!(history.columns, [column(100, 0.5)]);
+        assert!(history.epochs.is_empty());
+        fs::write(
+            dir.metrics_path(),
+            format!(
+                "{}\n1,2.0,1.0,3.0,0.1,1.0,10.0\n",
+                crate::store::METRICS_HEADER
+            ),
+        )
+        .unwrap();
+        let history = read_run_history(&dir).unwrap();
+        assert_eq!(history.epochs.len(), 1);
+        assert_eq!(history.columns.len(), 1);
     }
 }
