@@ -1,7 +1,9 @@
 //! The plain values a run reports: the training loop emits them, the run store persists them as
-//! JSON lines, and every front end (progress bar, JSON output, the TUI) renders them.
+//! JSON lines, and every front end (progress bar, JSON output, the TUI) renders them. The other
+//! long commands (`cdw datasets download`, `cdw evaluate`) report through the same values.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -93,8 +95,78 @@ pub enum Event {
     },
     /// The last epoch finished.
     Finished { epochs: i64, seconds: f64 },
-    /// The run failed with this error.
+    /// The run (or download, or evaluation) failed with this error.
     Failed { error: String },
+    /// How far `cdw datasets download` has got: bytes of the archive downloaded, hashed or
+    /// extracted (`total` absent when the server does not say); `check` reads the result.
+    DownloadProgress {
+        dataset: String,
+        stage: DownloadStage,
+        done: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+    },
+    /// The dataset is present and complete in `path` (downloaded now, or already there).
+    Downloaded { dataset: String, path: String },
+    /// The dataset cannot be downloaded by cdw (ImageNet-10): how to get it by hand.
+    DownloadManual {
+        dataset: String,
+        instructions: String,
+    },
+    /// What `cdw evaluate` measured.
+    EvaluateResult { report: EvaluateReport },
+}
+
+/// The stages of a dataset download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadStage {
+    /// Fetching the archive (done/total: bytes).
+    Download,
+    /// Checking the archive's MD5 (done/total: bytes).
+    Md5,
+    /// Extracting the archive (done/total: archive bytes read).
+    Extract,
+    /// Reading the extracted dataset to check it.
+    Check,
+}
+
+impl fmt::Display for DownloadStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DownloadStage::Download => "download",
+            DownloadStage::Md5 => "md5",
+            DownloadStage::Extract => "extract",
+            DownloadStage::Check => "check",
+        })
+    }
+}
+
+/// The report of `cdw evaluate`: the clustering scores of a model on the whole evaluation set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluateReport {
+    pub dataset: String,
+    pub method: String,
+    pub model: EvaluatedModel,
+    pub device: String,
+    pub samples: usize,
+    pub clusters: usize,
+    pub backbone: SpaceScores,
+    pub feature: SpaceScores,
+    pub seconds: f64,
+    /// The `.npy` dumps and t-SNE files written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
+}
+
+/// What `cdw evaluate` evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "path")]
+pub enum EvaluatedModel {
+    /// A weights file: a cdw model or checkpoint, or a state_dict.
+    File(PathBuf),
+    /// No model given: the network as initialised from the seed (a baseline, not a result).
+    Initialised,
 }
 
 /// The long stages of an evaluation.
@@ -514,5 +586,65 @@ mod tests {
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
         assert!("epoch_x".parse::<ModelTag>().is_err());
         assert_eq!(Space::Feature.to_string(), "feature");
+    }
+
+    #[test]
+    fn the_other_commands_events_have_their_documented_json() {
+        let report = EvaluateReport {
+            dataset: "shapes".into(),
+            method: "cd".into(),
+            model: EvaluatedModel::File("m.safetensors".into()),
+            device: "cpu".into(),
+            samples: 64,
+            clusters: 4,
+            backbone: SpaceScores {
+                nmi: 0.5,
+                ari: 0.25,
+                acc: 0.75,
+            },
+            feature: SpaceScores::default(),
+            seconds: 2.0,
+            files: Vec::new(),
+        };
+        let e = Event::EvaluateResult { report };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"event":"evaluate_result","report":{"dataset":"shapes","method":"cd","model":{"kind":"file","path":"m.safetensors"},"device":"cpu","samples":64,"clusters":4,"backbone":{"nmi":0.5,"ari":0.25,"acc":0.75},"feature":{"nmi":0.0,"ari":0.0,"acc":0.0},"seconds":2.0}}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+        assert_eq!(
+            serde_json::to_string(&EvaluatedModel::Initialised).unwrap(),
+            r#"{"kind":"initialised"}"#
+        );
+        for (e, json) in [
+            (
+                Event::DownloadProgress {
+                    dataset: "stl10".into(),
+                    stage: DownloadStage::Check,
+                    done: 0,
+                    total: None,
+                },
+                r#"{"event":"download_progress","dataset":"stl10","stage":"check","done":0}"#,
+            ),
+            (
+                Event::Downloaded {
+                    dataset: "stl10".into(),
+                    path: "data/stl10_binary".into(),
+                },
+                r#"{"event":"downloaded","dataset":"stl10","path":"data/stl10_binary"}"#,
+            ),
+            (
+                Event::DownloadManual {
+                    dataset: "imagenet10".into(),
+                    instructions: "get it".into(),
+                },
+                r#"{"event":"download_manual","dataset":"imagenet10","instructions":"get it"}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&e).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Event>(json).unwrap(), e);
+        }
+        assert_eq!(DownloadStage::Md5.to_string(), "md5");
     }
 }

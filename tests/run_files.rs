@@ -46,23 +46,19 @@ fn train(tmp: &Path, dataset: &str, extra: &[&str]) -> (i32, String, String) {
 #[test]
 fn a_dataset_that_is_not_there_leaves_no_run_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let (code, _, err) = train(tmp.path(), "cifar10", &[]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cdw datasets download cifar10"), "{err}");
-    assert_eq!(entries(&tmp.path().join("records")), Vec::<String>::new());
-    assert_eq!(
-        entries(&tmp.path().join("checkpoints")),
-        Vec::<String>::new()
-    );
-
-    let (code, _, err) = train(tmp.path(), "folder:/nonexistent", &[]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("/nonexistent"), "{err}");
-    assert_eq!(entries(&tmp.path().join("records")), Vec::<String>::new());
-    assert_eq!(
-        entries(&tmp.path().join("checkpoints")),
-        Vec::<String>::new()
-    );
+    for (dataset, says) in [
+        ("cifar10", "cdw datasets download cifar10"),
+        ("folder:/nonexistent", "/nonexistent"),
+    ] {
+        let (code, _, err) = train(tmp.path(), dataset, &[]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(says), "{err}");
+        assert_eq!(entries(&tmp.path().join("records")), Vec::<String>::new());
+        assert_eq!(
+            entries(&tmp.path().join("checkpoints")),
+            Vec::<String>::new()
+        );
+    }
 }
 
 #[test]

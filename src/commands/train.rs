@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::console::reporter_for_stdout;
+use crate::console::{reporter_for_stdout, DecodeBar};
 use crate::data;
 use crate::device;
 use crate::eval::Evaluator;
@@ -66,7 +66,7 @@ fn resume_dir(run: &Path, records: &Path) -> Result<RunDir, Failure> {
 fn plan(args: &TrainArgs) -> Result<Plan, Failure> {
     let Some(run) = &args.resume else {
         let cfg = args.config.resolve()?;
-        let paths = RunPaths::new(&args.records, &args.checkpoints, &cfg);
+        let paths = args.roots.paths(&cfg);
         let reload = cfg.reload && !args.fresh && paths.checkpoints.last_path().is_file();
         let start = if reload {
             Start::Resume { epoch: None }
@@ -75,7 +75,7 @@ fn plan(args: &TrainArgs) -> Result<Plan, Failure> {
         };
         return Ok(Plan { cfg, paths, start });
     };
-    let dir = resume_dir(run, &args.records)?;
+    let dir = resume_dir(run, &args.roots.records)?;
     let cfg = dir.read_config(&args.config.set).map_err(Failure::usage)?;
     if cfg.experiment_name() != dir.experiment() {
         return Err(Failure::usage(format!(
@@ -86,7 +86,7 @@ fn plan(args: &TrainArgs) -> Result<Plan, Failure> {
         )));
     }
     let paths = RunPaths {
-        checkpoints: CheckpointDir::for_config(&args.checkpoints, &cfg),
+        checkpoints: CheckpointDir::for_config(&args.roots.checkpoints, &cfg),
         run: dir,
     };
     let start = Start::Resume {
@@ -184,7 +184,10 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, Failure> {
 /// that evaluates into the run's `tsne/` folder and saves into its folders.
 fn build_trainer(plan: &Plan, device: tch::Device) -> Result<Trainer, Failure> {
     let cfg = &plan.cfg;
-    let set = Arc::new(super::datasets::load_with_bar(cfg).map_err(Failure::runtime)?);
+    let bar = DecodeBar::default();
+    let set = data::load_with_progress(cfg, &|p| bar.show(p));
+    bar.finish();
+    let set = Arc::new(set.map_err(Failure::runtime)?);
     let eval_set = if cfg.customize_datasets {
         // Trained on the concatenation, judged on the named dataset alone (SPEC 2.7).
         Arc::new(data::load_evaluation(cfg).map_err(Failure::runtime)?)
