@@ -14,7 +14,7 @@ use crate::device;
 use crate::eval::{self, npy, Clustering};
 use crate::events::{EvaluateReport, EvaluatedModel, Event, ModelTag, Reporter};
 use crate::model::{CdNet, NetSpec};
-use crate::store::checkpoint::CheckpointDir;
+use crate::store::checkpoint::{CheckpointDir, SavedKind};
 use crate::store::interchange::{load_into, match_network, read_weights};
 
 use super::{EvaluateArgs, Failure};
@@ -127,16 +127,14 @@ fn epoch_weights(dir: &CheckpointDir, epoch: i64) -> Result<PathBuf, Failure> {
     if kept.exists() {
         return Ok(kept);
     }
-    let latest = dir.last_path();
-    if dir
-        .load_last()
-        .ok()
-        .flatten()
-        .is_some_and(|c| c.meta.epoch == epoch)
+    let saved = dir.list().map_err(Failure::runtime)?;
+    if let Some(latest) = saved
+        .iter()
+        .find(|f| f.kind == SavedKind::Latest && f.epoch == Some(epoch))
     {
-        return Ok(latest);
+        return Ok(latest.path.clone());
     }
-    let available = dir.available_epochs();
+    let available = dir.available_epochs().map_err(Failure::runtime)?;
     Err(Failure::usage(format!(
         "no saved model or checkpoint of epoch {epoch} in {} (models are kept every 100 epochs; checkpoints of epochs: {}); pass a file with --model PATH",
         dir.path.display(),
