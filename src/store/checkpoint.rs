@@ -123,6 +123,39 @@ pub struct CheckpointMeta {
     pub source: Option<String>,
 }
 
+impl CheckpointMeta {
+    /// The checkpoint document in the string metadata of the safetensors file `path`; a file
+    /// that is not a checkpoint (a saved model, a foreign file, another format) is a clear error.
+    pub fn from_metadata(
+        path: &Path,
+        metadata: &HashMap<String, String>,
+    ) -> Result<CheckpointMeta, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what,
+        };
+        let json = metadata.get(META_KEY).ok_or_else(|| {
+            corrupt(format!(
+                "expected a cdw checkpoint (safetensors with `{META_KEY}` metadata); this file has none{}",
+                if metadata.contains_key(MODEL_META_KEY) {
+                    " (it is a saved model: weights only, no optimiser state)"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        let meta: CheckpointMeta = serde_json::from_str(json)
+            .map_err(|e| corrupt(format!("checkpoint metadata is unreadable: {e}")))?;
+        if meta.format != CHECKPOINT_FORMAT || meta.version > CHECKPOINT_VERSION {
+            return Err(corrupt(format!(
+                "expected {CHECKPOINT_FORMAT} version <= {CHECKPOINT_VERSION}, found {} version {}",
+                meta.format, meta.version
+            )));
+        }
+        Ok(meta)
+    }
+}
+
 /// A resumable training state.
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -154,28 +187,7 @@ impl Checkpoint {
     /// is a clear error.
     pub fn read(path: &Path) -> Result<Checkpoint, StoreError> {
         let file = read_safetensors(path)?;
-        let corrupt = |what: String| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            what,
-        };
-        let json = file.metadata.get(META_KEY).ok_or_else(|| {
-            corrupt(format!(
-                "expected a cdw checkpoint (safetensors with `{META_KEY}` metadata); this file has none{}",
-                if file.metadata.contains_key(MODEL_META_KEY) {
-                    " (it is a saved model: weights only, no optimiser state)"
-                } else {
-                    ""
-                }
-            ))
-        })?;
-        let meta: CheckpointMeta = serde_json::from_str(json)
-            .map_err(|e| corrupt(format!("checkpoint metadata is unreadable: {e}")))?;
-        if meta.format != CHECKPOINT_FORMAT || meta.version > CHECKPOINT_VERSION {
-            return Err(corrupt(format!(
-                "expected {CHECKPOINT_FORMAT} version <= {CHECKPOINT_VERSION}, found {} version {}",
-                meta.format, meta.version
-            )));
-        }
+        let meta = CheckpointMeta::from_metadata(path, &file.metadata)?;
         let mut model = Vec::new();
         let mut optimizer = Vec::new();
         for (n, t) in file.tensors {
@@ -444,13 +456,7 @@ fn saved_file(path: PathBuf, kind: SavedKind) -> Result<SavedFile, StoreError> {
         what,
     };
     let (epoch, checkpoint) = if kind.is_checkpoint() {
-        let json = metadata.get(META_KEY).ok_or_else(|| {
-            corrupt(format!(
-                "expected a cdw checkpoint (safetensors with `{META_KEY}` metadata); this file has none"
-            ))
-        })?;
-        let meta: CheckpointMeta = serde_json::from_str(json)
-            .map_err(|e| corrupt(format!("checkpoint metadata is unreadable: {e}")))?;
+        let meta = CheckpointMeta::from_metadata(&path, &metadata)?;
         (Some(meta.epoch), Some(meta))
     } else {
         let epoch = match metadata.get(MODEL_META_KEY) {
