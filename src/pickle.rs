@@ -418,6 +418,7 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// Executes opcodes until STOP, then builds the value on top of the stack.
     fn run(mut self) -> Result<Value, PickleError> {
         loop {
             self.op_at = self.pos;
@@ -426,328 +427,365 @@ impl<'a> Machine<'a> {
             };
             self.op = op;
             self.pos += 1;
-            match op {
-                // PROTO
-                0x80 => {
-                    let v = self.u8()?;
-                    if v > 5 {
-                        return Err(PickleError::Unsupported {
-                            offset: self.op_at,
-                            what: format!("protocol {v} (this reader knows 0 to 5)"),
-                        });
-                    }
-                }
-                // FRAME: framing is a hint for buffered readers; the data is all here.
-                0x95 => {
-                    self.u64()?;
-                }
-                b'.' => {
-                    let root = self.pop()?;
-                    return self.materialise(root, 0);
-                }
-                b'(' => self.stack.push(Slot::Mark),
-                b'0' => {
-                    self.stack
-                        .pop()
-                        .ok_or_else(|| self.malformed("POP on an empty stack"))?;
-                }
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                b'2' => {
-                    let id = self.top()?;
-                    self.stack.push(Slot::Obj(id));
-                }
-                b'N' => self.push_value(Value::None),
-                0x88 => self.push_value(Value::Bool(true)),
-                0x89 => self.push_value(Value::Bool(false)),
-                b'I' => {
-                    let line = self.line()?;
-                    let v = match line {
-                        "01" => Value::Bool(true),
-                        "00" => Value::Bool(false),
-                        s => Value::Int(
-                            s.parse()
-                                .map_err(|_| self.malformed(format!("bad INT `{s}`")))?,
-                        ),
-                    };
-                    self.push_value(v);
-                }
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    self.push_value(Value::Int(v as i64));
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.push_value(Value::Int(v as i64));
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    self.push_value(Value::Int(v as i64));
-                }
-                b'L' => {
-                    let line = self.line()?;
-                    let s = line.strip_suffix('L').unwrap_or(line);
-                    let v = s.parse().map_err(|_| PickleError::Unsupported {
-                        offset: self.op_at,
-                        what: format!("integer `{s}` does not fit in 64 bits"),
-                    })?;
-                    self.push_value(Value::Int(v));
-                }
-                0x8a => {
-                    let n = self.u8()? as usize;
-                    let v = self.long(n)?;
-                    self.push_value(Value::Int(v));
-                }
-                0x8b => {
-                    let n = self.u32()? as i32;
-                    let n =
-                        usize::try_from(n).map_err(|_| self.malformed("negative LONG4 length"))?;
-                    let v = self.long(n)?;
-                    self.push_value(Value::Int(v));
-                }
-                b'F' => {
-                    let line = self.line()?;
-                    let v = line
-                        .parse()
-                        .map_err(|_| self.malformed(format!("bad FLOAT `{line}`")))?;
-                    self.push_value(Value::Float(v));
-                }
-                b'G' => {
-                    let b = self.take(8)?;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
-                    self.push_value(Value::Float(f64::from_be_bytes(a)));
-                }
-                // Python 2 strings: kept as bytes (what `encoding="bytes"` gives).
-                b'S' => {
-                    let line = self.line()?;
-                    let v = unquote_py2(line)
-                        .ok_or_else(|| self.malformed(format!("bad STRING argument `{line}`")))?;
-                    self.push_value(Value::Bytes(v));
-                }
-                b'T' => {
-                    let n = self.u32()? as usize;
-                    let b = self.take(n)?.to_vec();
-                    self.push_value(Value::Bytes(b));
-                }
-                b'U' => {
-                    let n = self.u8()? as usize;
-                    let b = self.take(n)?.to_vec();
-                    self.push_value(Value::Bytes(b));
-                }
-                b'V' => {
-                    // raw-unicode-escape: latin-1 bytes with \uXXXX escapes for the rest.
-                    let line: String = self.line_bytes()?.iter().map(|&b| b as char).collect();
-                    let s = unescape_raw_unicode(&line);
-                    self.push_value(Value::Str(s));
-                }
-                b'X' => {
-                    let n = self.u32()? as usize;
-                    self.push_str(n)?;
-                }
-                0x8c => {
-                    let n = self.u8()? as usize;
-                    self.push_str(n)?;
-                }
-                0x8d => {
-                    let n = self.len_u64()?;
-                    self.push_str(n)?;
-                }
-                b'B' => {
-                    let n = self.u32()? as usize;
-                    let b = self.take(n)?.to_vec();
-                    self.push_value(Value::Bytes(b));
-                }
-                b'C' => {
-                    let n = self.u8()? as usize;
-                    let b = self.take(n)?.to_vec();
-                    self.push_value(Value::Bytes(b));
-                }
-                0x8e | 0x96 => {
-                    let n = self.len_u64()?;
-                    let b = self.take(n)?.to_vec();
-                    self.push_value(Value::Bytes(b));
-                }
-                b')' => self.push(Node::Tuple(Vec::new())),
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::Tuple(items));
-                }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(self.pop()?);
-                    }
-                    items.reverse();
-                    self.push(Node::Tuple(items));
-                }
-                b']' => self.push(Node::List(Vec::new())),
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::List(items));
-                }
-                b'a' => {
-                    let item = self.pop()?;
-                    let list = self.top()?;
-                    self.append(list, vec![item])?;
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    let list = self.top()?;
-                    self.append(list, items)?;
-                }
-                b'}' => self.push(Node::Dict(Vec::new())),
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    if !items.len().is_multiple_of(2) {
-                        return Err(self.malformed("DICT with an odd number of items"));
-                    }
-                    self.push(Node::Dict(items.chunks(2).map(|c| (c[0], c[1])).collect()));
-                }
-                b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
-                    let dict = self.top()?;
-                    self.set_items(dict, vec![k, v])?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    let dict = self.top()?;
-                    self.set_items(dict, items)?;
-                }
-                0x8f => self.push(Node::Set(Vec::new())),
-                0x90 => {
-                    let items = self.pop_mark()?;
-                    let set = self.top()?;
-                    self.append(set, items)?;
-                }
-                0x91 => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::Set(items));
-                }
-                b'c' => {
-                    let module = self.line()?.to_string();
-                    let name = self.line()?.to_string();
-                    self.push_value(Value::Global { module, name });
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    let (module, name) = (self.text_of(module)?, self.text_of(name)?);
-                    self.push_value(Value::Global { module, name });
-                }
-                b'R' => {
-                    let args = self.pop()?;
-                    let callable = self.pop()?;
-                    let node = self.reduce(callable, args);
-                    self.push(node);
-                }
-                0x81 => {
-                    let args = self.pop()?;
-                    let cls = self.pop()?;
-                    self.push(Node::Reduce(cls, args));
-                }
-                0x92 => {
-                    let kwargs = self.pop()?;
-                    let args = self.pop()?;
-                    let cls = self.pop()?;
-                    if !matches!(&self.arena[kwargs], Node::Dict(v) if v.is_empty()) {
-                        return Err(PickleError::Unsupported {
-                            offset: self.op_at,
-                            what: "NEWOBJ_EX with keyword arguments".into(),
-                        });
-                    }
-                    self.push(Node::Reduce(cls, args));
-                }
-                b'o' => {
-                    let mut items = self.pop_mark()?;
-                    if items.is_empty() {
-                        return Err(self.malformed("OBJ without a class"));
-                    }
-                    let cls = items.remove(0);
-                    let args = self.alloc(Node::Tuple(items));
-                    self.push(Node::Reduce(cls, args));
-                }
-                b'i' => {
-                    let module = self.line()?.to_string();
-                    let name = self.line()?.to_string();
-                    let items = self.pop_mark()?;
-                    let cls = self.alloc(Node::Leaf(Value::Global { module, name }));
-                    let args = self.alloc(Node::Tuple(items));
-                    self.push(Node::Reduce(cls, args));
-                }
-                b'b' => {
-                    let state = self.pop()?;
-                    let obj = self.top()?;
-                    // Replace the object in place so every reference to it sees the new state.
-                    let inner = std::mem::replace(&mut self.arena[obj], Node::Leaf(Value::None));
-                    let inner = self.alloc(inner);
-                    self.arena[obj] = Node::Build(inner, state);
-                }
-                b'p' => {
-                    let line = self.line()?;
-                    let key = line
-                        .parse()
-                        .map_err(|_| self.malformed(format!("bad PUT key `{line}`")))?;
-                    self.memo_put(key)?;
-                }
-                b'q' => {
-                    let key = self.u8()? as u64;
-                    self.memo_put(key)?;
-                }
-                b'r' => {
-                    let key = self.u32()? as u64;
-                    self.memo_put(key)?;
-                }
-                0x94 => {
-                    let key = self.memo.len() as u64;
-                    self.memo_put(key)?;
-                }
-                b'g' => {
-                    let line = self.line()?;
-                    let key = line
-                        .parse()
-                        .map_err(|_| self.malformed(format!("bad GET key `{line}`")))?;
-                    self.memo_get(key)?;
-                }
-                b'h' => {
-                    let key = self.u8()? as u64;
-                    self.memo_get(key)?;
-                }
-                b'j' => {
-                    let key = self.u32()? as u64;
-                    self.memo_get(key)?;
-                }
-                b'P' => {
-                    let id = self.line()?.to_string();
-                    let inner = self.alloc(Node::Leaf(Value::Str(id)));
-                    self.push(Node::PersistentId(inner));
-                }
-                b'Q' => {
-                    let pid = self.pop()?;
-                    self.push(Node::PersistentId(pid));
-                }
-                0x82..=0x84 => {
+            if op == b'.' {
+                let root = self.pop()?;
+                return self.materialise(root, 0);
+            }
+            self.execute(op)?;
+        }
+    }
+
+    /// One opcode other than STOP, by family.
+    fn execute(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            0x80 | 0x95 | b'(' | b'0' | b'1' | b'2' => self.frame_and_stack(op),
+            b'N' | 0x88 | 0x89 | b'I' | b'J' | b'K' | b'M' | b'L' | 0x8a | 0x8b | b'F' | b'G' => {
+                self.scalar(op)
+            }
+            b'S' | b'T' | b'U' | b'V' | b'X' | 0x8c | 0x8d | b'B' | b'C' | 0x8e | 0x96 => {
+                self.text_or_bytes(op)
+            }
+            b')'
+            | b't'
+            | 0x85..=0x87
+            | b']'
+            | b'l'
+            | b'a'
+            | b'e'
+            | b'}'
+            | b'd'
+            | b's'
+            | b'u'
+            | 0x8f
+            | 0x90
+            | 0x91 => self.container(op),
+            b'c' | 0x93 | b'R' | 0x81 | 0x92 | b'o' | b'i' | b'b' | b'P' | b'Q' => self.object(op),
+            b'p' | b'q' | b'r' | 0x94 | b'g' | b'h' | b'j' => self.memo(op),
+            0x82..=0x84 => Err(PickleError::Unsupported {
+                offset: self.op_at,
+                what: "extension registry codes (EXT1/EXT2/EXT4)".into(),
+            }),
+            0x97 | 0x98 => Err(PickleError::Unsupported {
+                offset: self.op_at,
+                what: "out-of-band buffers (protocol 5 NEXT_BUFFER)".into(),
+            }),
+            opcode => Err(self.unknown(opcode)),
+        }
+    }
+
+    fn unknown(&self, opcode: u8) -> PickleError {
+        PickleError::UnknownOpcode {
+            offset: self.op_at,
+            opcode,
+        }
+    }
+
+    /// PROTO, FRAME, and the stack itself: MARK, POP, POP_MARK, DUP.
+    fn frame_and_stack(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            // PROTO
+            0x80 => {
+                let v = self.u8()?;
+                if v > 5 {
                     return Err(PickleError::Unsupported {
                         offset: self.op_at,
-                        what: "extension registry codes (EXT1/EXT2/EXT4)".into(),
-                    })
-                }
-                0x97 | 0x98 => {
-                    return Err(PickleError::Unsupported {
-                        offset: self.op_at,
-                        what: "out-of-band buffers (protocol 5 NEXT_BUFFER)".into(),
-                    })
-                }
-                opcode => {
-                    return Err(PickleError::UnknownOpcode {
-                        offset: self.op_at,
-                        opcode,
-                    })
+                        what: format!("protocol {v} (this reader knows 0 to 5)"),
+                    });
                 }
             }
+            // FRAME: framing is a hint for buffered readers; the data is all here.
+            0x95 => {
+                self.u64()?;
+            }
+            b'(' => self.stack.push(Slot::Mark),
+            b'0' => {
+                self.stack
+                    .pop()
+                    .ok_or_else(|| self.malformed("POP on an empty stack"))?;
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            b'2' => {
+                let id = self.top()?;
+                self.stack.push(Slot::Obj(id));
+            }
+            opcode => return Err(self.unknown(opcode)),
+        }
+        Ok(())
+    }
+
+    /// None, booleans, integers and floats.
+    fn scalar(&mut self, op: u8) -> Result<(), PickleError> {
+        let v = match op {
+            b'N' => Value::None,
+            0x88 => Value::Bool(true),
+            0x89 => Value::Bool(false),
+            b'I' => match self.line()? {
+                "01" => Value::Bool(true),
+                "00" => Value::Bool(false),
+                s => Value::Int(
+                    s.parse()
+                        .map_err(|_| self.malformed(format!("bad INT `{s}`")))?,
+                ),
+            },
+            b'J' => Value::Int(i64::from(self.u32()? as i32)),
+            b'K' => Value::Int(i64::from(self.u8()?)),
+            b'M' => Value::Int(i64::from(self.u16()?)),
+            b'L' => {
+                let line = self.line()?;
+                let s = line.strip_suffix('L').unwrap_or(line);
+                Value::Int(s.parse().map_err(|_| PickleError::Unsupported {
+                    offset: self.op_at,
+                    what: format!("integer `{s}` does not fit in 64 bits"),
+                })?)
+            }
+            0x8a => {
+                let n = self.u8()? as usize;
+                Value::Int(self.long(n)?)
+            }
+            0x8b => {
+                let n = self.u32()? as i32;
+                let n = usize::try_from(n).map_err(|_| self.malformed("negative LONG4 length"))?;
+                Value::Int(self.long(n)?)
+            }
+            b'F' => {
+                let line = self.line()?;
+                Value::Float(
+                    line.parse()
+                        .map_err(|_| self.malformed(format!("bad FLOAT `{line}`")))?,
+                )
+            }
+            b'G' => {
+                let b = self.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Value::Float(f64::from_be_bytes(a))
+            }
+            opcode => return Err(self.unknown(opcode)),
+        };
+        self.push_value(v);
+        Ok(())
+    }
+
+    /// Strings (text) and bytes, of every protocol.
+    fn text_or_bytes(&mut self, op: u8) -> Result<(), PickleError> {
+        let bytes = match op {
+            // Python 2 strings: kept as bytes (what `encoding="bytes"` gives).
+            b'S' => {
+                let line = self.line()?;
+                unquote_py2(line)
+                    .ok_or_else(|| self.malformed(format!("bad STRING argument `{line}`")))?
+            }
+            b'T' | b'B' => {
+                let n = self.u32()? as usize;
+                self.take(n)?.to_vec()
+            }
+            b'U' | b'C' => {
+                let n = self.u8()? as usize;
+                self.take(n)?.to_vec()
+            }
+            0x8e | 0x96 => {
+                let n = self.len_u64()?;
+                self.take(n)?.to_vec()
+            }
+            b'V' => {
+                // raw-unicode-escape: latin-1 bytes with \uXXXX escapes for the rest.
+                let line: String = self.line_bytes()?.iter().map(|&b| b as char).collect();
+                self.push_value(Value::Str(unescape_raw_unicode(&line)));
+                return Ok(());
+            }
+            b'X' => {
+                let n = self.u32()? as usize;
+                return self.push_str(n);
+            }
+            0x8c => {
+                let n = self.u8()? as usize;
+                return self.push_str(n);
+            }
+            0x8d => {
+                let n = self.len_u64()?;
+                return self.push_str(n);
+            }
+            opcode => return Err(self.unknown(opcode)),
+        };
+        self.push_value(Value::Bytes(bytes));
+        Ok(())
+    }
+
+    /// Tuples, lists, dicts and sets: building them and adding to them.
+    fn container(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            b')' => self.push(Node::Tuple(Vec::new())),
+            b't' => {
+                let items = self.pop_mark()?;
+                self.push(Node::Tuple(items));
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.pop()?);
+                }
+                items.reverse();
+                self.push(Node::Tuple(items));
+            }
+            b']' => self.push(Node::List(Vec::new())),
+            b'l' => {
+                let items = self.pop_mark()?;
+                self.push(Node::List(items));
+            }
+            b'a' => {
+                let item = self.pop()?;
+                let list = self.top()?;
+                self.append(list, vec![item])?;
+            }
+            b'e' | 0x90 => {
+                let items = self.pop_mark()?;
+                let target = self.top()?;
+                self.append(target, items)?;
+            }
+            b'}' => self.push(Node::Dict(Vec::new())),
+            b'd' => {
+                let items = self.pop_mark()?;
+                if !items.len().is_multiple_of(2) {
+                    return Err(self.malformed("DICT with an odd number of items"));
+                }
+                self.push(Node::Dict(items.chunks(2).map(|c| (c[0], c[1])).collect()));
+            }
+            b's' => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                let dict = self.top()?;
+                self.set_items(dict, vec![k, v])?;
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                let dict = self.top()?;
+                self.set_items(dict, items)?;
+            }
+            0x8f => self.push(Node::Set(Vec::new())),
+            0x91 => {
+                let items = self.pop_mark()?;
+                self.push(Node::Set(items));
+            }
+            opcode => return Err(self.unknown(opcode)),
+        }
+        Ok(())
+    }
+
+    /// Globals, calls (REDUCE, NEWOBJ, OBJ, INST), BUILD, and persistent ids.
+    fn object(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            b'c' => {
+                let module = self.line()?.to_string();
+                let name = self.line()?.to_string();
+                self.push_value(Value::Global { module, name });
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                let (module, name) = (self.text_of(module)?, self.text_of(name)?);
+                self.push_value(Value::Global { module, name });
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                let node = self.reduce(callable, args);
+                self.push(node);
+            }
+            0x81 => {
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                self.push(Node::Reduce(cls, args));
+            }
+            0x92 => {
+                let kwargs = self.pop()?;
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                if !matches!(&self.arena[kwargs], Node::Dict(v) if v.is_empty()) {
+                    return Err(PickleError::Unsupported {
+                        offset: self.op_at,
+                        what: "NEWOBJ_EX with keyword arguments".into(),
+                    });
+                }
+                self.push(Node::Reduce(cls, args));
+            }
+            b'o' => {
+                let mut items = self.pop_mark()?;
+                if items.is_empty() {
+                    return Err(self.malformed("OBJ without a class"));
+                }
+                let cls = items.remove(0);
+                let args = self.alloc(Node::Tuple(items));
+                self.push(Node::Reduce(cls, args));
+            }
+            b'i' => {
+                let module = self.line()?.to_string();
+                let name = self.line()?.to_string();
+                let items = self.pop_mark()?;
+                let cls = self.alloc(Node::Leaf(Value::Global { module, name }));
+                let args = self.alloc(Node::Tuple(items));
+                self.push(Node::Reduce(cls, args));
+            }
+            b'b' => {
+                let state = self.pop()?;
+                let obj = self.top()?;
+                // Replace the object in place so every reference to it sees the new state.
+                let inner = std::mem::replace(&mut self.arena[obj], Node::Leaf(Value::None));
+                let inner = self.alloc(inner);
+                self.arena[obj] = Node::Build(inner, state);
+            }
+            b'P' => {
+                let id = self.line()?.to_string();
+                let inner = self.alloc(Node::Leaf(Value::Str(id)));
+                self.push(Node::PersistentId(inner));
+            }
+            b'Q' => {
+                let pid = self.pop()?;
+                self.push(Node::PersistentId(pid));
+            }
+            opcode => return Err(self.unknown(opcode)),
+        }
+        Ok(())
+    }
+
+    /// The memo: PUT (text, 1-byte, 4-byte keys, MEMOIZE) and GET.
+    fn memo(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            b'p' | b'g' => {
+                let line = self.line()?;
+                let key = line.parse().map_err(|_| {
+                    let what = if op == b'p' { "PUT" } else { "GET" };
+                    self.malformed(format!("bad {what} key `{line}`"))
+                })?;
+                if op == b'p' {
+                    self.memo_put(key)
+                } else {
+                    self.memo_get(key)
+                }
+            }
+            b'q' => {
+                let key = u64::from(self.u8()?);
+                self.memo_put(key)
+            }
+            b'r' => {
+                let key = u64::from(self.u32()?);
+                self.memo_put(key)
+            }
+            0x94 => {
+                let key = self.memo.len() as u64;
+                self.memo_put(key)
+            }
+            b'h' => {
+                let key = u64::from(self.u8()?);
+                self.memo_get(key)
+            }
+            b'j' => {
+                let key = u64::from(self.u32()?);
+                self.memo_get(key)
+            }
+            opcode => Err(self.unknown(opcode)),
         }
     }
 

@@ -436,6 +436,124 @@ fn download_with_a_wrong_archive_fails_the_md5_check() {
     assert!(!tmp.path().join("stl10_binary.tar.gz").exists());
 }
 
+/// The JSON-line events of a `cdw datasets download --json` run's stdout.
+fn json_events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn download_json_reports_each_stage_then_the_failure() {
+    let archive = payload(5000);
+    let server = TestServer::start(
+        files(&[("stl10_binary.tar.gz", archive)]),
+        Behaviour::default(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let (code, out, err) = cdw(
+        &[
+            "datasets",
+            "download",
+            "stl10",
+            "--data-root",
+            root,
+            "--json",
+        ],
+        Some(&server.url()),
+    );
+    assert_eq!(code, 1, "the exit code is the one without --json: {err}");
+    let events = json_events(&out);
+    let (last, progress) = events.split_last().unwrap();
+    for e in progress {
+        assert_eq!(e["event"], "download_progress", "{e}");
+        assert_eq!(e["dataset"], "stl10", "{e}");
+    }
+    let stage = |name: &str| -> Vec<(u64, u64)> {
+        progress
+            .iter()
+            .filter(|e| e["stage"] == name)
+            .map(|e| (e["done"].as_u64().unwrap(), e["total"].as_u64().unwrap()))
+            .collect()
+    };
+    let download = stage("download");
+    assert_eq!(download.first(), Some(&(0, 5000)), "{download:?}");
+    assert_eq!(download.last(), Some(&(5000, 5000)), "{download:?}");
+    assert_eq!(stage("md5").last(), Some(&(5000, 5000)));
+    assert!(
+        stage("extract").is_empty(),
+        "a wrong archive is not extracted"
+    );
+    assert_eq!(last["event"], "failed", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(
+        error.contains("expected 91f7769df0f17e558f3565bffb0c7dfb"),
+        "{error}"
+    );
+    assert!(err.contains(&format!("error: {error}")), "{err}");
+
+    // A dataset cdw cannot fetch is explained in an event, and exits 0 as without --json.
+    let (code, out, _) = cdw(
+        &[
+            "datasets",
+            "download",
+            "imagenet10",
+            "--data-root",
+            root,
+            "--json",
+        ],
+        Some(""),
+    );
+    assert_eq!(code, 0);
+    let events = json_events(&out);
+    assert_eq!(events.len(), 1, "{out}");
+    assert_eq!(events[0]["event"], "download_manual");
+    let text = events[0]["instructions"].as_str().unwrap();
+    assert!(
+        text.contains("kaggle datasets download -d liusha249/imagenet10"),
+        "{text}"
+    );
+}
+
+#[test]
+fn install_events_map_to_download_progress_and_the_dataset_is_ready() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = cifar10_archive(tmp.path());
+    let server = TestServer::start(
+        files(&[("cifar-10-binary.tar.gz", archive.clone())]),
+        Behaviour::default(),
+    );
+    let ds = small_cifar10(md5_hex(&archive), 9);
+    let root = tmp.path().join("data");
+    let mut events = Vec::new();
+    let path = download::install(&ds, &root, &test_options(Some(server.url())), &mut |e| {
+        events.extend(cdw::console::download_event(ds.name, &e));
+    })
+    .unwrap();
+    let stages: Vec<String> = events
+        .iter()
+        .map(|e| {
+            serde_json::to_value(e).unwrap()["stage"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut order = stages.clone();
+    order.dedup();
+    assert_eq!(order, ["download", "md5", "extract", "check"]);
+    let total = archive.len() as u64;
+    assert!(events.contains(&cdw::events::Event::DownloadProgress {
+        dataset: ds.name.into(),
+        stage: cdw::events::DownloadStage::Md5,
+        done: total,
+        total: Some(total),
+    }));
+    assert!(path.join("data_batch_1.bin").is_file());
+}
+
 #[test]
 fn imagenet10_download_explains_kaggle() {
     let tmp = tempfile::tempdir().unwrap();

@@ -51,7 +51,45 @@ fn json_dump_and_tsne() {
         stderr.contains("evaluating the freshly initialised network"),
         "{stderr}"
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every stdout line is an event: the progress of each stage, then the report.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let (last, progress) = events.split_last().unwrap();
+    assert_eq!(last["event"], "evaluate_result", "{last}");
+    let stages: Vec<String> = progress
+        .iter()
+        .map(|e| {
+            assert_eq!(e["event"], "evaluation_progress", "{e}");
+            assert_eq!(e["epoch"], 0, "an initialised network has no epoch: {e}");
+            let space = e["space"]
+                .as_str()
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default();
+            format!("{}{space}", e["stage"].as_str().unwrap())
+        })
+        .collect();
+    let mut order = stages.clone();
+    order.dedup();
+    assert_eq!(
+        order,
+        [
+            "embedding",
+            "kmeans backbone",
+            "kmeans feature",
+            "embedding",
+            "tsne backbone",
+            "tsne feature"
+        ]
+    );
+    assert_eq!(progress[0]["total"], 64);
+    assert_eq!(
+        stages.iter().filter(|s| *s == "kmeans feature").count(),
+        10,
+        "one event per k-means restart"
+    );
+    let report = &last["report"];
     assert_eq!(report["dataset"], "shapes");
     assert_eq!(report["model"]["kind"], "initialised");
     assert_eq!(report["samples"], 64);
@@ -114,6 +152,22 @@ fn a_saved_model_is_evaluated_and_bad_arguments_are_clear() {
     assert!(
         stderr.contains("no saved model or checkpoint of epoch 100 in checkpoints/shapes/"),
         "{stderr}"
+    );
+    // With --json the failure is also the one event on stdout; the exit code stays.
+    args.push("--json");
+    let out = cdw(&args, dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let failed: serde_json::Value = serde_json::from_str(stdout.trim_end()).unwrap();
+    assert_eq!(failed["event"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("no saved model or checkpoint of epoch 100 in checkpoints/shapes/"),
+        "{error}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("error: {error}")),
+        "{stdout}"
     );
 
     let out = cdw(

@@ -1,16 +1,16 @@
 //! `cdw datasets`: list, download, check and sample the datasets of SPEC 2.7.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{ConfigError, ConfigFile};
-use crate::data::catalog::{self, Source, Status, NAMED};
-use crate::data::download::{self, DownloadEvent, Options};
-use crate::data::{self, DecodeProgress, ImageSet};
+use crate::console::{human_bytes, DecodeBar, DownloadBars, DownloadJson};
+use crate::data::catalog::{self, NamedDataset, Source, Status, NAMED};
+use crate::data::download::{self, Options};
+use crate::data::{self, ImageSet};
+use crate::events::Event;
 
 use super::Failure;
 
@@ -45,6 +45,10 @@ pub enum DatasetsAction {
         /// Download even when the dataset is already present and complete.
         #[arg(long)]
         force: bool,
+        /// Report progress as JSON lines on stdout (`download_progress` events, then
+        /// `downloaded`, `download_manual` or `failed`).
+        #[arg(long)]
+        json: bool,
     },
     /// Read every image of a dataset and print the images per class.
     Check {
@@ -102,7 +106,18 @@ pub fn run(cmd: DatasetsCmd) -> Result<ExitCode, Failure> {
             root,
             keep_archive,
             force,
-        } => download(&name, &root, keep_archive, force),
+            json,
+        } => {
+            let opts = Options {
+                keep_archive,
+                ..Options::default()
+            };
+            if json {
+                download_json(&name, &root, &opts, force)
+            } else {
+                download(&name, &root, &opts, force)
+            }
+        }
         DatasetsAction::Check { name, root } => check(&name, &root),
         DatasetsAction::Sample {
             name,
@@ -181,47 +196,97 @@ fn list(root: &RootArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn download(
-    name: &str,
-    root: &RootArgs,
-    keep_archive: bool,
-    force: bool,
-) -> Result<ExitCode, Failure> {
+/// The dataset `name` names, with its data root; a name without a download is a usage error.
+fn downloadable(name: &str, root: &RootArgs) -> Result<(&'static NamedDataset, PathBuf), Failure> {
     let Some(ds) = catalog::named(name) else {
         return Err(Failure::usage(format!(
             "no download for `{name}`; datasets with one: {}",
             NAMED.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
         )));
     };
-    let data_root = root.config(name)?.data_root;
+    Ok((ds, root.config(name)?.data_root))
+}
+
+/// Where `ds` already is, present and complete (unless `force` asks to download it again).
+fn already_there(ds: &NamedDataset, data_root: &Path, force: bool) -> Option<PathBuf> {
+    match catalog::status(ds, data_root) {
+        Status::Present {
+            path,
+            complete: true,
+            ..
+        } if !force => Some(path),
+        _ => None,
+    }
+}
+
+fn download(name: &str, root: &RootArgs, opts: &Options, force: bool) -> Result<ExitCode, Failure> {
+    let (ds, data_root) = downloadable(name, root)?;
     if ds.archive.is_none() {
         out!("{}", download::manual_instructions(ds, &data_root));
         return Ok(ExitCode::SUCCESS);
     }
-    if !force {
-        if let Status::Present {
-            path,
-            complete: true,
-            ..
-        } = catalog::status(ds, &data_root)
-        {
-            out!(
-                "{name} is already present and complete in {} (use --force to download it again)",
-                path.display()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
+    if let Some(path) = already_there(ds, &data_root, force) {
+        out!(
+            "{name} is already present and complete in {} (use --force to download it again)",
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
-    let opts = Options {
-        keep_archive,
-        ..Options::default()
-    };
-    let mut view = DownloadView::new();
-    let result = download::install(ds, &data_root, &opts, &mut |e| view.show(e));
-    view.finish();
+    let mut bars = DownloadBars::default();
+    let result = download::install(ds, &data_root, opts, &mut |e| bars.show(e));
+    bars.finish();
     let path = result.map_err(Failure::runtime)?;
     out!("{name} is ready in {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`download`] reporting JSON lines on stdout: progress, then the outcome (a failure too, with
+/// the exit code it has without `--json`).
+fn download_json(
+    name: &str,
+    root: &RootArgs,
+    opts: &Options,
+    force: bool,
+) -> Result<ExitCode, Failure> {
+    let mut view = DownloadJson::new(name);
+    match download_outcome(name, root, opts, force, &mut view) {
+        Ok(event) => {
+            view.report(&event);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => {
+            view.report(&Event::Failed {
+                error: failure.message.clone(),
+            });
+            Err(failure)
+        }
+    }
+}
+
+/// Gets the dataset `name` showing progress in `view`: where it is now, or how to get it by hand.
+fn download_outcome(
+    name: &str,
+    root: &RootArgs,
+    opts: &Options,
+    force: bool,
+    view: &mut DownloadJson,
+) -> Result<Event, Failure> {
+    let (ds, data_root) = downloadable(name, root)?;
+    if ds.archive.is_none() {
+        return Ok(Event::DownloadManual {
+            dataset: name.to_string(),
+            instructions: download::manual_instructions(ds, &data_root),
+        });
+    }
+    let path = match already_there(ds, &data_root, force) {
+        Some(path) => path,
+        None => download::install(ds, &data_root, opts, &mut |e| view.show(e))
+            .map_err(Failure::runtime)?,
+    };
+    Ok(Event::Downloaded {
+        dataset: name.to_string(),
+        path: path.display().to_string(),
+    })
 }
 
 fn check(name: &str, root: &RootArgs) -> Result<ExitCode, Failure> {
@@ -235,9 +300,9 @@ fn check(name: &str, root: &RootArgs) -> Result<ExitCode, Failure> {
             source.len(),
             source.path().display()
         );
-        let bar = decode_bar();
-        let set = source.load(data::threads(cfg.workers), &|p| show_progress(&bar, p));
-        bar.finish_and_clear();
+        let bar = DecodeBar::default();
+        let set = source.load(data::threads(cfg.workers), &|p| bar.show(p));
+        bar.finish();
         set.map_err(Failure::runtime)?
     };
     print_summary(&set);
@@ -323,163 +388,5 @@ fn data_failure(e: data::DataError) -> Failure {
     match e {
         data::DataError::Unknown(_) | data::DataError::IndexOutOfRange { .. } => Failure::usage(e),
         e => Failure::runtime(e),
-    }
-}
-
-/// A progress bar for decoding images (hidden when stderr is not a terminal).
-fn decode_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "decoding {prefix} [{bar:30}] {pos}/{len} images {per_sec} ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
-}
-
-/// Shows a decoding bar for `p`.
-fn show_progress(bar: &ProgressBar, p: DecodeProgress<'_>) {
-    if bar.prefix() != p.dataset {
-        bar.set_prefix(p.dataset.to_string());
-        bar.reset();
-    }
-    bar.set_length(p.total as u64);
-    bar.set_position(p.done as u64);
-}
-
-/// [`data::load`] with a decoding progress bar on a terminal.
-pub(crate) fn load_with_bar(cfg: &crate::config::Config) -> Result<ImageSet, data::DataError> {
-    let bar = decode_bar();
-    let set = data::load_with_progress(cfg, &|p| show_progress(&bar, p));
-    bar.finish_and_clear();
-    set
-}
-
-/// Renders download events: progress bars on a terminal, a line per stage otherwise.
-struct DownloadView {
-    bar: Option<ProgressBar>,
-    stage: &'static str,
-    terminal: bool,
-}
-
-impl DownloadView {
-    fn new() -> DownloadView {
-        DownloadView {
-            bar: None,
-            stage: "",
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    /// The bar of `stage`, created when the stage starts.
-    fn bar(&mut self, stage: &'static str, total: Option<u64>) -> &ProgressBar {
-        if self.stage != stage {
-            self.finish();
-            self.stage = stage;
-            if !self.terminal {
-                eprintln!("{stage}...");
-            }
-        }
-        let bar = self.bar.get_or_insert_with(|| {
-            let bar = ProgressBar::new(total.unwrap_or(0));
-            let template = if total.is_some() {
-                "{prefix:<11} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
-            } else {
-                "{prefix:<11} {spinner} {bytes} {binary_bytes_per_sec}"
-            };
-            bar.set_style(
-                ProgressStyle::with_template(template)
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(stage);
-            bar
-        });
-        if let Some(t) = total {
-            bar.set_length(t);
-        }
-        bar
-    }
-
-    fn show(&mut self, event: DownloadEvent) {
-        match event {
-            DownloadEvent::Request { url, resume_from } => {
-                self.finish();
-                if resume_from > 0 {
-                    eprintln!("resuming {url} after {}", human_bytes(resume_from));
-                } else {
-                    eprintln!("downloading {url}");
-                }
-            }
-            DownloadEvent::Received { done, total } => {
-                self.bar("downloading", total).set_position(done);
-            }
-            DownloadEvent::Retry {
-                attempt,
-                done,
-                reason,
-            } => {
-                self.finish();
-                eprintln!(
-                    "connection broke off after {} ({reason}); resuming (try {attempt})",
-                    human_bytes(done)
-                );
-            }
-            DownloadEvent::Found { path } => {
-                eprintln!("using the archive already at {}", path.display());
-            }
-            DownloadEvent::Hashing { done, total, .. } => {
-                self.bar("checking MD5", Some(total)).set_position(done);
-            }
-            DownloadEvent::Extracting { done, total, .. } => {
-                self.bar("extracting", Some(total)).set_position(done);
-            }
-            DownloadEvent::Replacing { path } => {
-                self.finish();
-                eprintln!("replacing {}", path.display());
-            }
-            DownloadEvent::Checking { path } => {
-                self.finish();
-                eprintln!("checking {}", path.display());
-            }
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        self.stage = "";
-    }
-}
-
-/// `1536` -> `1.5 KiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut x = n as f64;
-    let mut unit = 0;
-    while x >= 1024.0 && unit + 1 < UNITS.len() {
-        x /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{x:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_bytes_uses_binary_units() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(170_052_171), "162.2 MiB");
     }
 }

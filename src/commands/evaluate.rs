@@ -5,60 +5,58 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{Config, Method};
-use crate::console::StageBar;
+use crate::console::{JsonLines, StageBar};
 use crate::data;
 use crate::device;
-use crate::eval::{self, npy, Clustering, Scores};
+use crate::eval::{self, npy, Clustering};
+use crate::events::{EvaluateReport, EvaluatedModel, Event, ModelTag, Reporter};
 use crate::model::{CdNet, NetSpec};
-use crate::store::checkpoint::CheckpointDir;
+use crate::store::checkpoint::{CheckpointDir, SavedKind};
 use crate::store::interchange::{load_into, match_network, read_weights};
-use crate::store::RunDir;
 
 use super::{EvaluateArgs, Failure};
 
-/// What was evaluated, for the report.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "path")]
-enum ModelSource {
-    File(PathBuf),
-    /// No model given: the network as initialised from the seed (a baseline, not a result).
-    Initialised,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    dataset: String,
-    method: &'static str,
-    model: ModelSource,
-    device: String,
-    samples: usize,
-    clusters: usize,
-    backbone: Scores,
-    feature: Scores,
-    seconds: f64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    files: Vec<PathBuf>,
-}
-
 pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
+    if !args.json {
+        let mut bar = StageBar::default();
+        let report = evaluate(args, &mut bar);
+        bar.finish();
+        print!("{}", table(&report?));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = JsonLines;
+    match evaluate(args, &mut out) {
+        Ok(report) => {
+            out.report(&Event::EvaluateResult { report });
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => {
+            out.report(&Event::Failed {
+                error: failure.message.clone(),
+            });
+            Err(failure)
+        }
+    }
+}
+
+/// Loads the model and the evaluation set, clusters, and writes what was asked for (dumps,
+/// t-SNE maps); progress goes to `reporter` as [`Event::EvaluationProgress`] of the model's epoch
+/// (0 when unknown).
+fn evaluate(args: &EvaluateArgs, reporter: &mut dyn Reporter) -> Result<EvaluateReport, Failure> {
     let cfg = args.config.resolve()?;
     let device = device::resolve(cfg.device).map_err(Failure::usage)?;
-    let run_dir = RunDir::for_config(&args.records, &cfg);
+    let paths = args.roots.paths(&cfg);
     let source = match (&args.model, args.epoch) {
-        (Some(path), _) => ModelSource::File(path.clone()),
-        (None, Some(epoch)) => ModelSource::File(epoch_weights(
-            &CheckpointDir::for_config(&args.checkpoints, &cfg),
-            epoch,
-        )?),
-        (None, None) => ModelSource::Initialised,
+        (Some(path), _) => EvaluatedModel::File(path.clone()),
+        (None, Some(epoch)) => EvaluatedModel::File(epoch_weights(&paths.checkpoints, epoch)?),
+        (None, None) => EvaluatedModel::Initialised,
     };
-    let (_vs, net, spec) = match &source {
-        ModelSource::File(path) => load_network(path, &cfg, device)?,
-        ModelSource::Initialised => {
+    let (_vs, net, spec, epoch) = match &source {
+        EvaluatedModel::File(path) => load_network(path, &cfg, device)?,
+        EvaluatedModel::Initialised => {
             eprintln!(
                 "note: no --model or --epoch given: evaluating the freshly initialised network (seed {}), a baseline rather than a trained result",
                 cfg.seed
@@ -66,7 +64,7 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
             let vs = nn::VarStore::new(device);
             let spec = NetSpec::from_config(&cfg);
             let net = CdNet::new(&vs.root(), spec, cfg.seed);
-            (vs, net, spec)
+            (vs, net, spec, 0)
         }
     };
     // The network evaluated is the file's; its method decides what the final output is.
@@ -74,46 +72,39 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
     cfg.method = spec.method;
     let set = data::load_evaluation(&cfg).map_err(Failure::runtime)?;
 
-    let mut bar = StageBar::default();
-    let clustering = eval::cluster(&net, &set, None, &cfg, device, &mut |p| {
-        let (_, _, done, total) = p.parts();
-        bar.show(&p.label(), done, total);
+    let mut progress = |p: eval::Progress| {
+        reporter.report(&p.event(epoch));
         ControlFlow::Continue(())
-    })
-    .map_err(Failure::runtime)?;
+    };
+    let clustering =
+        eval::cluster(&net, &set, None, &cfg, device, &mut progress).map_err(Failure::runtime)?;
     let mut files = Vec::new();
     if let Some(dir) = &args.dump {
         files.extend(dump(dir, &clustering).map_err(Failure::runtime)?);
     }
     if args.tsne {
-        let maps = eval::tsne_maps(&net, &set, &cfg, device, &mut |p| {
-            let (_, _, done, total) = p.parts();
-            bar.show(&p.label(), done, total);
-            ControlFlow::Continue(())
-        })
-        .map_err(Failure::runtime)?;
+        let maps =
+            eval::tsne_maps(&net, &set, &cfg, device, &mut progress).map_err(Failure::runtime)?;
         let stem = match (&source, args.epoch) {
-            (ModelSource::File(_), Some(epoch)) if args.model.is_none() => {
+            (EvaluatedModel::File(_), Some(epoch)) if args.model.is_none() => {
                 format!("evaluate_epoch_{epoch:04}")
             }
-            (ModelSource::File(p), _) => format!(
+            (EvaluatedModel::File(p), _) => format!(
                 "evaluate_{}",
                 p.file_stem()
                     .map_or("model".into(), |s| s.to_string_lossy())
             ),
-            (ModelSource::Initialised, _) => "evaluate_initialised".into(),
+            (EvaluatedModel::Initialised, _) => "evaluate_initialised".into(),
         };
         files.extend(
-            maps.write(&run_dir.tsne_dir(), &stem)
+            maps.write(&paths.run.tsne_dir(), &stem)
                 .map_err(Failure::runtime)?,
         );
     }
-    bar.finish();
-
     let e = clustering.evaluation;
-    let report = Report {
+    Ok(EvaluateReport {
         dataset: cfg.dataset.clone(),
-        method: cfg.method.name(),
+        method: cfg.method.name().to_string(),
         model: source,
         device: device::name(device),
         samples: e.samples,
@@ -122,22 +113,13 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
         feature: e.feature,
         seconds: e.seconds,
         files,
-    };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(Failure::runtime)?
-        );
-    } else {
-        print!("{}", table(&report, &cfg));
-    }
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// The weights a run kept for `epoch`: the saved model `model_epoch_N`, else the checkpoint kept at
 /// that epoch (or the latest one when it is that epoch).
 fn epoch_weights(dir: &CheckpointDir, epoch: i64) -> Result<PathBuf, Failure> {
-    let model = dir.model_path(&format!("epoch_{epoch}"));
+    let model = dir.model_path(ModelTag::Epoch(epoch));
     if model.exists() {
         return Ok(model);
     }
@@ -145,16 +127,14 @@ fn epoch_weights(dir: &CheckpointDir, epoch: i64) -> Result<PathBuf, Failure> {
     if kept.exists() {
         return Ok(kept);
     }
-    let latest = dir.last_path();
-    if dir
-        .load_last()
-        .ok()
-        .flatten()
-        .is_some_and(|c| c.meta.epoch == epoch)
+    let saved = dir.list().map_err(Failure::runtime)?;
+    if let Some(latest) = saved
+        .iter()
+        .find(|f| f.kind == SavedKind::Latest && f.epoch == Some(epoch))
     {
-        return Ok(latest);
+        return Ok(latest.path.clone());
     }
-    let available = dir.available_epochs();
+    let available = dir.available_epochs().map_err(Failure::runtime)?;
     Err(Failure::usage(format!(
         "no saved model or checkpoint of epoch {epoch} in {} (models are kept every 100 epochs; checkpoints of epochs: {}); pass a file with --model PATH",
         dir.path.display(),
@@ -167,12 +147,13 @@ fn epoch_weights(dir: &CheckpointDir, epoch: i64) -> Result<PathBuf, Failure> {
 }
 
 /// Builds the network a weights file holds (a cdw model or checkpoint, or a safetensors
-/// state_dict with the reference names) on `device` and loads it.
+/// state_dict with the reference names) on `device` and loads it; with the epoch the file
+/// records (0 for a foreign state_dict).
 fn load_network(
     path: &Path,
     cfg: &Config,
     device: Device,
-) -> Result<(nn::VarStore, CdNet, NetSpec), Failure> {
+) -> Result<(nn::VarStore, CdNet, NetSpec, i64), Failure> {
     let (tensors, meta) = read_weights(path).map_err(Failure::usage)?;
     let spec = meta
         .net
@@ -189,7 +170,7 @@ fn load_network(
     let vs = nn::VarStore::new(device);
     let net = CdNet::new(&vs.root(), spec, cfg.seed);
     load_into(&vs, &tensors).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    Ok((vs, net, spec))
+    Ok((vs, net, spec, meta.epoch))
 }
 
 /// Writes the embeddings, labels, image indices and k-means assignments as `.npy` files.
@@ -224,14 +205,15 @@ fn dump(dir: &Path, c: &Clustering) -> Result<Vec<PathBuf>, eval::EvalError> {
     Ok(written)
 }
 
-fn table(r: &Report, cfg: &Config) -> String {
+fn table(r: &EvaluateReport) -> String {
     let model = match &r.model {
-        ModelSource::File(p) => p.display().to_string(),
-        ModelSource::Initialised => "freshly initialised network (untrained)".into(),
+        EvaluatedModel::File(p) => p.display().to_string(),
+        EvaluatedModel::Initialised => "freshly initialised network (untrained)".into(),
     };
-    let final_name = match cfg.method {
-        Method::Cd => "feature (f)",
-        Method::Simclr => "final (z)",
+    let final_name = if r.method == Method::Simclr.name() {
+        "final (z)"
+    } else {
+        "feature (f)"
     };
     let mut out = format!(
         "{} ({}), {} images, k = {}, on {} in {:.1} s\nmodel: {model}\n\n{:<13} {:>7} {:>7} {:>7}\n",
@@ -271,14 +253,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         vs.save(&path).unwrap();
-        let (loaded, net, spec) = load_network(&path, &cfg, Device::Cpu).unwrap();
+        let (loaded, net, spec, _) = load_network(&path, &cfg, Device::Cpu).unwrap();
         assert_eq!(spec, NetSpec::from_config(&cfg));
         assert_eq!(net.spec, spec);
         for (n, t) in vs.variables() {
             assert!(t.equal(&loaded.variables()[&n]), "{n}");
         }
         // A config asking for SimCLR still evaluates the file's CD network.
-        let (_, _, spec) = load_network(&path, &tiny(&["method=simclr"]), Device::Cpu).unwrap();
+        let (_, _, spec, _) = load_network(&path, &tiny(&["method=simclr"]), Device::Cpu).unwrap();
         assert_eq!(spec.method, Method::Cd);
     }
 
@@ -301,10 +283,10 @@ mod tests {
             "{}",
             err.message
         );
-        std::fs::write(ckpt.model_path("epoch_100"), b"x").unwrap();
+        std::fs::write(ckpt.model_path(ModelTag::Epoch(100)), b"x").unwrap();
         assert_eq!(
             epoch_weights(&ckpt, 100).unwrap(),
-            ckpt.model_path("epoch_100")
+            ckpt.model_path(ModelTag::Epoch(100))
         );
         let bad = dir.path().join("bad.safetensors");
         std::fs::write(&bad, b"not a safetensors file").unwrap();

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, ConfigFile, FIELDS};
+use crate::store::RunPaths;
 
 /// cdw: train and study Contrastive Disentangling (CD) image models from a terminal.
 #[derive(Debug, Parser)]
@@ -69,16 +70,30 @@ impl ConfigArgs {
     }
 }
 
+/// Where runs keep their files.
+#[derive(Debug, Args, Clone)]
+pub struct RunRoots {
+    /// Directory holding the run records (a folder per run: logs, records CSV, t-SNE pictures).
+    #[arg(long, default_value = "records", value_name = "DIR")]
+    pub records: PathBuf,
+    /// Directory holding the checkpoints and saved models (a folder per run).
+    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
+    pub checkpoints: PathBuf,
+}
+
+impl RunRoots {
+    /// The folders of `cfg`'s run under these roots.
+    pub fn paths(&self, cfg: &Config) -> RunPaths {
+        RunPaths::new(&self.records, &self.checkpoints, cfg)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Directory holding the run records.
-    #[arg(long, default_value = "records", value_name = "DIR")]
-    pub records: PathBuf,
-    /// Directory holding the checkpoints and saved models.
-    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
-    pub checkpoints: PathBuf,
+    #[command(flatten)]
+    pub roots: RunRoots,
     /// Print JSON lines even on a terminal.
     #[arg(long)]
     pub json: bool,
@@ -136,13 +151,12 @@ pub struct EvaluateArgs {
     /// reference parameter names.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// Directory holding the run records (the t-SNE pictures go to its run folder).
-    #[arg(long, default_value = "records", value_name = "DIR")]
-    pub records: PathBuf,
-    /// Directory holding the checkpoints and saved models (for --epoch).
-    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
-    pub checkpoints: PathBuf,
-    /// Print the result as JSON.
+    // The run's folders: the t-SNE pictures go to its records folder, --epoch reads its
+    // checkpoints folder.
+    #[command(flatten)]
+    pub roots: RunRoots,
+    /// Report progress and the result as JSON lines on stdout (`evaluation_progress` events, then
+    /// `evaluate_result` or `failed`).
     #[arg(long)]
     pub json: bool,
     /// Write embeddings (h.npy, f.npy), labels, indices and k-means assignments as .npy files.
@@ -223,7 +237,7 @@ fn config_cmd(c: ConfigCmd) -> Result<(), Failure> {
         ConfigAction::Show(args) => {
             let cfg = args.resolve()?;
             println!("# experiment: {}", cfg.experiment_name());
-            print!("{}", cfg.to_yaml());
+            print!("{}", cfg.to_yaml()?);
         }
         ConfigAction::Fields => {
             for f in FIELDS {

@@ -248,6 +248,8 @@ pub enum ConfigError {
     UnknownDataset { name: String, known: String },
     #[error("--set `{arg}`: expected key=value, e.g. --set batch_size=64")]
     BadSetArgument { arg: String },
+    #[error("config snapshot {origin}: {reason}")]
+    Snapshot { origin: String, reason: String },
 }
 
 /// A config file as written: defaults in `common`, per-dataset overrides in `datasets`.
@@ -367,10 +369,7 @@ impl ConfigFile {
                 })
             }
         }
-        for arg in overrides {
-            let (k, v) = parse_set(arg)?;
-            fields::apply(&mut cfg, &k, &v, "--set")?;
-        }
+        cfg.apply_overrides(overrides)?;
         cfg.dataset = dataset.to_string();
         Ok(cfg)
     }
@@ -418,9 +417,50 @@ impl Config {
         name
     }
 
-    /// The resolved configuration as YAML (the snapshot kept with each run).
-    pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_default()
+    /// The resolved configuration as YAML (the snapshot kept with each run); it reads back with
+    /// [`Config::from_snapshot`].
+    pub fn to_yaml(&self) -> Result<String, ConfigError> {
+        serde_yaml::to_string(self).map_err(|e| ConfigError::Snapshot {
+            origin: format!("of {}", self.dataset),
+            reason: format!("cannot be written as YAML: {e}"),
+        })
+    }
+
+    /// Reads back what [`Config::to_yaml`] wrote (`origin` names it in errors): every field is
+    /// checked as a config file's would be; unset optional fields (`null`) stay unset.
+    pub fn from_snapshot(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let snapshot = |reason: String| ConfigError::Snapshot {
+            origin: origin.to_string(),
+            reason,
+        };
+        let map: BTreeMap<String, Value> = serde_yaml::from_str(text)
+            .map_err(|e| snapshot(format!("expected a YAML mapping of fields: {e}")))?;
+        let mut cfg = Config::default();
+        for (key, value) in &map {
+            match key.as_str() {
+                "dataset" => {
+                    cfg.dataset = value
+                        .as_str()
+                        .ok_or_else(|| snapshot(format!("`dataset` is {}", describe(value))))?
+                        .to_string();
+                }
+                _ if value.is_null() => {}
+                _ => fields::apply(&mut cfg, key, value, origin)?,
+            }
+        }
+        if cfg.dataset.is_empty() {
+            return Err(snapshot("it names no dataset".into()));
+        }
+        Ok(cfg)
+    }
+
+    /// Applies `--set key=value` pairs, in order.
+    pub fn apply_overrides(&mut self, overrides: &[String]) -> Result<(), ConfigError> {
+        for arg in overrides {
+            let (k, v) = parse_set(arg)?;
+            fields::apply(self, &k, &v, "--set")?;
+        }
+        Ok(())
     }
 }
 
@@ -524,6 +564,42 @@ mod tests {
         assert_eq!(
             did_you_mean("zzzzzzzzzzzzz", FIELDS.iter().map(|f| f.name)),
             ""
+        );
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_as_the_config_it_was() {
+        let over: Vec<String> = [
+            "evaluation_mode=all",
+            "device=cuda:1",
+            "custom_datasets=[cifar10, folder:imgs]",
+            "customize_datasets=true",
+            "learning_rate=1e-5",
+            "method=simclr",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for cfg in [
+            ConfigFile::builtin().resolve("cifar100", &over).unwrap(),
+            ConfigFile::builtin().resolve("folder:imgs", &[]).unwrap(),
+            ConfigFile::builtin()
+                .resolve("shapes", &["evaluation_mode=0.25".into()])
+                .unwrap(),
+        ] {
+            let yaml = cfg.to_yaml().unwrap();
+            assert_eq!(Config::from_snapshot(&yaml, "test").unwrap(), cfg, "{yaml}");
+        }
+        let err = Config::from_snapshot("batch_size: 8\n", "run/config.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config snapshot run/config.yaml: it names no dataset"
+        );
+        let err = Config::from_snapshot("dataset: shapes\nbatch_sise: 8\n", "run/config.yaml")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown config key `batch_sise` in run/config.yaml; did you mean `batch_size`?"
         );
     }
 }

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::events::SpaceScores;
+
 /// Why metrics could not be computed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MetricsError {
@@ -15,18 +17,10 @@ pub enum MetricsError {
     LengthMismatch { labels: usize, clusters: usize },
 }
 
-/// NMI, ARI and ACC of one clustering against the true labels.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Scores {
-    pub nmi: f64,
-    pub ari: f64,
-    pub acc: f64,
-}
-
 /// The three metrics of `clusters` against `labels`.
-pub fn scores(labels: &[i64], clusters: &[i64]) -> Result<Scores, MetricsError> {
+pub fn scores(labels: &[i64], clusters: &[i64]) -> Result<SpaceScores, MetricsError> {
     let table = Contingency::new(labels, clusters)?;
-    Ok(Scores {
+    Ok(SpaceScores {
         nmi: table.nmi(),
         ari: table.ari(),
         acc: table.acc(),
@@ -291,7 +285,8 @@ mod tests {
 
     #[test]
     fn fixture_cases_match_to_1e_9() {
-        let text = std::fs::read_to_string(FIXTURE).expect("tests/fixtures/reference/cluster_metrics.json");
+        let text = std::fs::read_to_string(FIXTURE)
+            .expect("tests/fixtures/reference/cluster_metrics.json");
         let fixture: Fixture = serde_json::from_str(&text).unwrap();
         assert_eq!(fixture.cases.len(), 5);
         for case in &fixture.cases {

@@ -28,17 +28,16 @@ use tch::Device;
 
 use crate::config::{Config, EvaluationMode};
 use crate::data::ImageSet;
-use crate::events::{EvaluationStage, Event, Reporter};
+pub use crate::events::Space;
+use crate::events::{EvaluationStage, Event, Reporter, Scores, SpaceScores};
 use crate::model::CdNet;
-use crate::store::records::{RunRecords, Scores as RecordScores};
-use crate::store::{write_atomic, StoreError};
+use crate::store::records::RunRecords;
+use crate::store::{is_mark, write_atomic, StoreError};
 pub use embed::{embed, EmbedSettings, Embeddings};
 pub use kmeans::{kmeans, KMeansError, KMeansParams, KMeansResult};
-pub use metrics::{MetricsError, Scores};
+pub use metrics::MetricsError;
 pub use tsne::{tsne, TsneError, TsneParams, TsneResult};
 
-/// Evaluation (and t-SNE) happens at each multiple of this many epochs whatever the mode.
-pub const MARK_EVERY: i64 = 100;
 /// Samples in a t-SNE map.
 pub const TSNE_SAMPLES: usize = 1000;
 /// t-SNE pictures are drawn only up to this many classes (SPEC 2.5).
@@ -63,30 +62,6 @@ pub enum EvalError {
     /// The progress callback asked to stop (a Ctrl-C during training).
     #[error("the evaluation was interrupted")]
     Interrupted,
-}
-
-/// Which network output is clustered: the backbone's `h` or the final output (`f`, or `z` for
-/// SimCLR).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Space {
-    Backbone,
-    Feature,
-}
-
-impl Space {
-    pub fn name(self) -> &'static str {
-        match self {
-            Space::Backbone => "backbone",
-            Space::Feature => "feature",
-        }
-    }
-}
-
-impl std::fmt::Display for Space {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// Where a long evaluation is.
@@ -129,7 +104,7 @@ impl Progress {
     /// What a progress bar calls this stage (`embedding`, `k-means backbone`, ...).
     pub fn label(self) -> String {
         let (stage, space, ..) = self.parts();
-        stage.label(space.map(Space::name))
+        stage.label(space)
     }
 
     /// This progress as the event of the evaluation after `epoch`.
@@ -138,7 +113,7 @@ impl Progress {
         Event::EvaluationProgress {
             epoch,
             stage,
-            space: space.map(|s| s.name().to_string()),
+            space,
             done,
             total,
         }
@@ -148,8 +123,8 @@ impl Progress {
 /// The six numbers of one evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Evaluation {
-    pub backbone: Scores,
-    pub feature: Scores,
+    pub backbone: SpaceScores,
+    pub feature: SpaceScores,
     /// Images evaluated.
     pub samples: usize,
     /// k of k-means: the distinct labels among them.
@@ -221,7 +196,7 @@ pub fn cluster(
     classes.sort_unstable();
     classes.dedup();
     let params = KMeansParams::new(classes.len(), cfg.seed);
-    let mut run = |space: Space, x: &tch::Tensor| -> Result<(Vec<i64>, Scores), EvalError> {
+    let mut run = |space: Space, x: &tch::Tensor| -> Result<(Vec<i64>, SpaceScores), EvalError> {
         let km = stops_after(progress, |report| {
             kmeans(x, &params, &mut |restart, restarts| {
                 report(Progress::KMeans {
@@ -296,50 +271,33 @@ fn sample_sorted(len: usize, count: usize, seed: u64) -> Vec<usize> {
 pub fn evaluates_at(mode: EvaluationMode, epoch: i64, epochs: i64) -> bool {
     match mode {
         EvaluationMode::All | EvaluationMode::Fraction(_) => true,
-        EvaluationMode::None => epoch == epochs || epoch % MARK_EVERY == 0,
+        EvaluationMode::None => epoch == epochs || is_mark(epoch),
     }
 }
 
 /// Whether training draws the t-SNE pictures after `epoch`: at each 100-epoch mark, for at most
 /// 20 classes.
 pub fn tsne_at(epoch: i64, classes: usize) -> bool {
-    epoch > 0 && epoch % MARK_EVERY == 0 && classes <= TSNE_MAX_CLASSES
+    is_mark(epoch) && classes <= TSNE_MAX_CLASSES
 }
 
 impl Evaluation {
-    /// The six numbers in the records' layout.
-    pub fn record_scores(&self) -> RecordScores {
-        RecordScores {
-            nmi_backbone: self.backbone.nmi,
-            ari_backbone: self.backbone.ari,
-            acc_backbone: self.backbone.acc,
-            nmi_feature: self.feature.nmi,
-            ari_feature: self.feature.ari,
-            acc_feature: self.feature.acc,
-        }
+    /// The six numbers, as the records and events hold them.
+    pub fn scores(&self) -> Scores {
+        Scores::from_spaces(self.backbone, self.feature)
     }
-}
 
-/// The event that reports `e` at `epoch`, with the running maxima `best` (the records' best
-/// values, which include `e`).
-pub fn evaluation_event(epoch: i64, e: &Evaluation, best: &RecordScores) -> Event {
-    Event::Evaluation {
-        epoch,
-        samples: e.samples,
-        clusters: e.clusters,
-        nmi_backbone: e.backbone.nmi,
-        ari_backbone: e.backbone.ari,
-        acc_backbone: e.backbone.acc,
-        nmi_feature: e.feature.nmi,
-        ari_feature: e.feature.ari,
-        acc_feature: e.feature.acc,
-        best_nmi_backbone: best.nmi_backbone,
-        best_ari_backbone: best.ari_backbone,
-        best_acc_backbone: best.acc_backbone,
-        best_nmi_feature: best.nmi_feature,
-        best_ari_feature: best.ari_feature,
-        best_acc_feature: best.acc_feature,
-        seconds: e.seconds,
+    /// The event that reports this evaluation at `epoch`, with the running maxima `best` (the
+    /// records' best values, which include this one).
+    pub fn event(&self, epoch: i64, best: Scores) -> Event {
+        Event::Evaluation {
+            epoch,
+            samples: self.samples,
+            clusters: self.clusters,
+            current: self.scores(),
+            best,
+            seconds: self.seconds,
+        }
     }
 }
 
@@ -449,14 +407,6 @@ fn report_progress(
     }
 }
 
-/// What training asks of evaluation after an epoch.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EpochEvaluation {
-    pub evaluation: Evaluation,
-    /// `max(nmi_backbone, nmi_feature)` beat the best so far: time to save the "best" model.
-    pub improved: bool,
-}
-
 /// Evaluation during training: the subset drawn once, the schedule, and the t-SNE pictures at
 /// each 100-epoch mark.
 #[derive(Debug)]
@@ -466,11 +416,13 @@ pub struct Evaluator {
     subset: Option<Vec<usize>>,
     classes: usize,
     /// Where the t-SNE pictures go (the run's `tsne/` folder); none: no pictures.
-    pub tsne_dir: Option<PathBuf>,
+    tsne_dir: Option<PathBuf>,
 }
 
 impl Evaluator {
-    pub fn new(cfg: &Config, set: Arc<ImageSet>) -> Evaluator {
+    /// Evaluates on `set` as `cfg` says, drawing the t-SNE pictures into `tsne_dir` (none: no
+    /// pictures).
+    pub fn new(cfg: &Config, set: Arc<ImageSet>, tsne_dir: Option<PathBuf>) -> Evaluator {
         let subset = evaluation_subset(cfg.evaluation_mode, set.len(), cfg.seed);
         let classes = cfg
             .class_num
@@ -480,7 +432,7 @@ impl Evaluator {
             subset,
             classes,
             set,
-            tsne_dir: None,
+            tsne_dir,
         }
     }
 
@@ -499,7 +451,7 @@ impl Evaluator {
         records: &mut RunRecords,
         reporter: &mut dyn Reporter,
         stop: &dyn Fn() -> bool,
-    ) -> Result<Option<EpochEvaluation>, EvalError> {
+    ) -> Result<Option<Evaluation>, EvalError> {
         if !evaluates_at(self.cfg.evaluation_mode, epoch, self.cfg.epochs) {
             return Ok(None);
         }
@@ -514,12 +466,9 @@ impl Evaluator {
             Err(EvalError::Interrupted) => return Ok(None),
             e => e?,
         };
-        let improved = records.observe(epoch, evaluation.record_scores());
-        reporter.report(&evaluation_event(epoch, &evaluation, &records.best));
-        let done = Ok(Some(EpochEvaluation {
-            evaluation,
-            improved,
-        }));
+        records.observe(epoch, evaluation.scores());
+        reporter.report(&evaluation.event(epoch, records.best));
+        let done = Ok(Some(evaluation));
         if let Some(dir) = &self.tsne_dir {
             if tsne_at(epoch, self.classes) {
                 let mut progress = |p| report_progress(reporter, stop, epoch, p);
@@ -688,22 +637,21 @@ mod tests {
         let (mut cfg, set, _vs, net) = shapes_setup(&["evaluation_mode=0.5"]);
         cfg.epochs = 100;
         let dir = tempfile::tempdir().unwrap();
-        let mut evaluator = Evaluator::new(&cfg, Arc::new(set));
-        evaluator.tsne_dir = Some(dir.path().join("tsne"));
+        let mut evaluator = Evaluator::new(&cfg, Arc::new(set), Some(dir.path().join("tsne")));
         let mut events = Collect::default();
         let mut records = RunRecords::default();
         let first = evaluator
             .after_epoch(&net, Device::Cpu, 1, &mut records, &mut events, &|| false)
             .unwrap()
             .unwrap();
-        assert!(first.improved);
+        // A new best NMI: the "best" model is due at this epoch.
         assert_eq!(records.best_epoch, Some(1));
         // The records' running maxima start at 0, as the reference's do (ARI can be negative).
-        let e = first.evaluation.record_scores();
+        let e = first.scores();
         assert_eq!(records.best.nmi_feature, e.nmi_feature);
         assert_eq!(records.best.ari_backbone, e.ari_backbone.max(0.0));
         assert_eq!(records.best_nmi, e.nmi_backbone.max(e.nmi_feature));
-        assert_eq!(first.evaluation.samples, 24);
+        assert_eq!(first.samples, 24);
         assert!(
             !dir.path().join("tsne").exists(),
             "no pictures before epoch 100"
@@ -711,9 +659,9 @@ mod tests {
         // Same network, same scores: no improvement the second time.
         let again = evaluator
             .after_epoch(&net, Device::Cpu, 100, &mut records, &mut events, &|| false)
-            .unwrap()
             .unwrap();
-        assert!(!again.improved);
+        assert!(again.is_some());
+        assert_eq!(records.best_epoch, Some(1));
         // Each evaluation shows its progress: the embedding pass batch by batch, then the ten
         // k-means restarts of each output, then the scores; at the mark the t-SNE maps follow.
         let progress = |e: &Event| match e {
@@ -723,7 +671,7 @@ mod tests {
                 space,
                 done,
                 total,
-            } => format!("{epoch} {} {done}/{total}", stage.label(space.as_deref())),
+            } => format!("{epoch} {} {done}/{total}", stage.label(*space)),
             Event::Evaluation { epoch, samples, .. } => format!("{epoch} scores of {samples}"),
             Event::TsneWritten { epoch, files } => format!("{epoch} wrote {}", files.len()),
             other => panic!("unexpected event {other:?}"),

@@ -110,8 +110,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/reference/cd_losses.json"
         );
-        let text =
-            std::fs::read_to_string(path).expect("tests/fixtures/reference/cd_losses.json");
+        let text = std::fs::read_to_string(path).expect("tests/fixtures/reference/cd_losses.json");
         let fixture: Fixture = serde_json::from_str(&text).unwrap();
         assert!(!fixture.cases.is_empty());
         for (i, c) in fixture.cases.iter().enumerate() {

@@ -14,14 +14,16 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::records::RunRecords;
-use super::tensors::{read_safetensors, write_safetensors};
-use super::{dataset_dir_name, StoreError};
+use super::tensors::{read_safetensors, read_safetensors_metadata, write_safetensors};
+use super::{dataset_dir_name, is_mark, StoreError};
 use crate::config::{Backbone, Config, Method};
+use crate::events::ModelTag;
 use crate::model::NetSpec;
 
 pub const CHECKPOINT_FORMAT: &str = "cdw-checkpoint";
@@ -30,8 +32,6 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 pub const META_KEY: &str = "cdw_checkpoint";
 /// Metadata key of a saved model's JSON document.
 pub const MODEL_META_KEY: &str = "cdw_model";
-/// Every this many epochs a checkpoint is kept and a model saved (SPEC 2.5).
-pub const KEEP_EVERY: i64 = 100;
 
 /// The architecture as stored in files (names, not enums, so the JSON reads plainly).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +123,39 @@ pub struct CheckpointMeta {
     pub source: Option<String>,
 }
 
+impl CheckpointMeta {
+    /// The checkpoint document in the string metadata of the safetensors file `path`; a file
+    /// that is not a checkpoint (a saved model, a foreign file, another format) is a clear error.
+    pub fn from_metadata(
+        path: &Path,
+        metadata: &HashMap<String, String>,
+    ) -> Result<CheckpointMeta, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what,
+        };
+        let json = metadata.get(META_KEY).ok_or_else(|| {
+            corrupt(format!(
+                "expected a cdw checkpoint (safetensors with `{META_KEY}` metadata); this file has none{}",
+                if metadata.contains_key(MODEL_META_KEY) {
+                    " (it is a saved model: weights only, no optimiser state)"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        let meta: CheckpointMeta = serde_json::from_str(json)
+            .map_err(|e| corrupt(format!("checkpoint metadata is unreadable: {e}")))?;
+        if meta.format != CHECKPOINT_FORMAT || meta.version > CHECKPOINT_VERSION {
+            return Err(corrupt(format!(
+                "expected {CHECKPOINT_FORMAT} version <= {CHECKPOINT_VERSION}, found {} version {}",
+                meta.format, meta.version
+            )));
+        }
+        Ok(meta)
+    }
+}
+
 /// A resumable training state.
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -154,28 +187,7 @@ impl Checkpoint {
     /// is a clear error.
     pub fn read(path: &Path) -> Result<Checkpoint, StoreError> {
         let file = read_safetensors(path)?;
-        let corrupt = |what: String| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            what,
-        };
-        let json = file.metadata.get(META_KEY).ok_or_else(|| {
-            corrupt(format!(
-                "expected a cdw checkpoint (safetensors with `{META_KEY}` metadata); this file has none{}",
-                if file.metadata.contains_key(MODEL_META_KEY) {
-                    " (it is a saved model: weights only, no optimiser state)"
-                } else {
-                    ""
-                }
-            ))
-        })?;
-        let meta: CheckpointMeta = serde_json::from_str(json)
-            .map_err(|e| corrupt(format!("checkpoint metadata is unreadable: {e}")))?;
-        if meta.format != CHECKPOINT_FORMAT || meta.version > CHECKPOINT_VERSION {
-            return Err(corrupt(format!(
-                "expected {CHECKPOINT_FORMAT} version <= {CHECKPOINT_VERSION}, found {} version {}",
-                meta.format, meta.version
-            )));
-        }
+        let meta = CheckpointMeta::from_metadata(path, &file.metadata)?;
         let mut model = Vec::new();
         let mut optimizer = Vec::new();
         for (n, t) in file.tensors {
@@ -202,6 +214,60 @@ pub struct ModelMeta {
     pub net: NetMeta,
 }
 
+/// What a file of a run's checkpoint directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedKind {
+    /// `checkpoint.safetensors`: the resumable state of the last completed epoch.
+    Latest,
+    /// `checkpoint_epoch_N.safetensors`: a checkpoint kept at a 100-epoch mark.
+    Kept,
+    /// `model_{tag}.safetensors`: the whole network, reference names.
+    Model(ModelTag),
+    /// `resnet_{tag}.safetensors`: the backbone alone.
+    Backbone(ModelTag),
+}
+
+impl SavedKind {
+    /// The kind a file name says, if it is one of a run's saved files.
+    fn of_file_name(name: &str) -> Option<SavedKind> {
+        if name == LATEST_FILE {
+            return Some(SavedKind::Latest);
+        }
+        let stem = name.strip_suffix(".safetensors")?;
+        if let Some(n) = stem.strip_prefix("checkpoint_epoch_") {
+            return n.parse::<i64>().ok().map(|_| SavedKind::Kept);
+        }
+        if let Some(tag) = stem.strip_prefix("model_") {
+            return tag.parse().ok().map(SavedKind::Model);
+        }
+        stem.strip_prefix("resnet_")?
+            .parse()
+            .ok()
+            .map(SavedKind::Backbone)
+    }
+
+    /// A resumable checkpoint (latest or kept)?
+    pub fn is_checkpoint(self) -> bool {
+        matches!(self, SavedKind::Latest | SavedKind::Kept)
+    }
+}
+
+/// One file of a run's checkpoint directory, as its name and safetensors header describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedFile {
+    pub path: PathBuf,
+    pub kind: SavedKind,
+    /// The epoch its metadata records (`None` for a model file without cdw metadata).
+    pub epoch: Option<i64>,
+    /// Size on disk.
+    pub bytes: u64,
+    pub modified: SystemTime,
+    /// A checkpoint's metadata (epoch, network, optimiser step, records, ...).
+    pub checkpoint: Option<CheckpointMeta>,
+}
+
+const LATEST_FILE: &str = "checkpoint.safetensors";
+
 /// The checkpoint directory of one run.
 #[derive(Debug, Clone)]
 pub struct CheckpointDir {
@@ -217,7 +283,7 @@ impl CheckpointDir {
     }
 
     pub fn last_path(&self) -> PathBuf {
-        self.path.join("checkpoint.safetensors")
+        self.path.join(LATEST_FILE)
     }
 
     pub fn kept_path(&self, epoch: i64) -> PathBuf {
@@ -226,12 +292,12 @@ impl CheckpointDir {
     }
 
     /// `model_{tag}.safetensors` (full network, reference names).
-    pub fn model_path(&self, tag: &str) -> PathBuf {
+    pub fn model_path(&self, tag: ModelTag) -> PathBuf {
         self.path.join(format!("model_{tag}.safetensors"))
     }
 
     /// `resnet_{tag}.safetensors` (the backbone alone).
-    pub fn backbone_path(&self, tag: &str) -> PathBuf {
+    pub fn backbone_path(&self, tag: ModelTag) -> PathBuf {
         self.path.join(format!("resnet_{tag}.safetensors"))
     }
 
@@ -247,7 +313,7 @@ impl CheckpointDir {
         self.create()?;
         let last = self.last_path();
         ckpt.write(&last)?;
-        if ckpt.meta.epoch % KEEP_EVERY == 0 {
+        if is_mark(ckpt.meta.epoch) {
             let kept = self.kept_path(ckpt.meta.epoch);
             // A hard link costs nothing; the next atomic write of `last` replaces its name only.
             let tmp = kept.with_extension("safetensors.tmp");
@@ -269,26 +335,47 @@ impl CheckpointDir {
         Checkpoint::read(&p).map(Some)
     }
 
-    /// Epochs that can be resumed from: the kept ones and the latest.
-    pub fn available_epochs(&self) -> Vec<i64> {
-        let mut epochs: Vec<i64> = fs::read_dir(&self.path)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let n = e.file_name().to_str()?.to_string();
-                n.strip_prefix("checkpoint_epoch_")?
-                    .strip_suffix(".safetensors")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        if let Ok(Some(last)) = self.load_last() {
-            epochs.push(last.meta.epoch);
+    /// The checkpoints and models in the directory (none when it does not exist), sorted by
+    /// file name, read from their names and safetensors headers only: no tensor is loaded. A
+    /// header that does not read is an error naming the file.
+    pub fn list(&self) -> Result<Vec<SavedFile>, StoreError> {
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| StoreError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let Some(kind) = name.to_str().and_then(SavedKind::of_file_name) else {
+                continue;
+            };
+            files.push(saved_file(entry.path(), kind)?);
         }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Epochs that can be resumed from: the kept ones and the latest.
+    pub fn available_epochs(&self) -> Result<Vec<i64>, StoreError> {
+        let mut epochs: Vec<i64> = self
+            .list()?
+            .into_iter()
+            .filter(|f| f.kind.is_checkpoint())
+            .filter_map(|f| f.epoch)
+            .collect();
         epochs.sort_unstable();
         epochs.dedup();
-        epochs
+        Ok(epochs)
     }
 
     /// The checkpoint of `epoch`: the latest when it is that epoch, else a kept one.
@@ -302,7 +389,7 @@ impl CheckpointDir {
                 return Ok(last);
             }
         }
-        let avail = self.available_epochs();
+        let avail = self.available_epochs()?;
         Err(StoreError::NoCheckpoint {
             path: self.path.clone(),
             epoch,
@@ -320,7 +407,7 @@ impl CheckpointDir {
 
     /// Removes kept checkpoints after `epoch` (a run cut back to `epoch` will write its own).
     pub fn forget_after(&self, epoch: i64) -> Result<(), StoreError> {
-        for e in self.available_epochs().into_iter().filter(|&e| e > epoch) {
+        for e in self.available_epochs()?.into_iter().filter(|&e| e > epoch) {
             let p = self.kept_path(e);
             if p.exists() {
                 fs::remove_file(&p).map_err(|source| StoreError::Write { path: p, source })?;
@@ -333,7 +420,7 @@ impl CheckpointDir {
     /// backbone with the names of `model.resnet.state_dict()`.
     pub fn save_model(
         &self,
-        tag: &str,
+        tag: ModelTag,
         model: &[(String, Tensor)],
         meta: &ModelMeta,
     ) -> Result<PathBuf, StoreError> {
@@ -355,6 +442,44 @@ impl CheckpointDir {
         write_safetensors(&self.backbone_path(tag), &backbone, metadata)?;
         Ok(path)
     }
+}
+
+/// What the name and header of `path` say of it.
+fn saved_file(path: PathBuf, kind: SavedKind) -> Result<SavedFile, StoreError> {
+    let stat = fs::metadata(&path).map_err(|source| StoreError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let metadata = read_safetensors_metadata(&path)?;
+    let corrupt = |what: String| StoreError::Corrupt {
+        path: path.clone(),
+        what,
+    };
+    let (epoch, checkpoint) = if kind.is_checkpoint() {
+        let meta = CheckpointMeta::from_metadata(&path, &metadata)?;
+        (Some(meta.epoch), Some(meta))
+    } else {
+        let epoch = match metadata.get(MODEL_META_KEY) {
+            Some(json) => Some(
+                serde_json::from_str::<ModelMeta>(json)
+                    .map_err(|e| corrupt(format!("model metadata is unreadable: {e}")))?
+                    .epoch,
+            ),
+            None => None,
+        };
+        (epoch, None)
+    };
+    Ok(SavedFile {
+        bytes: stat.len(),
+        modified: stat.modified().map_err(|source| StoreError::Read {
+            path: path.clone(),
+            source,
+        })?,
+        path,
+        kind,
+        epoch,
+        checkpoint,
+    })
 }
 
 #[cfg(test)]
@@ -411,7 +536,7 @@ mod tests {
         for e in [99, 100, 101, 200, 201] {
             dir.save(&ckpt(e)).unwrap();
         }
-        assert_eq!(dir.available_epochs(), [100, 200, 201]);
+        assert_eq!(dir.available_epochs().unwrap(), [100, 200, 201]);
         let last = dir.load_last().unwrap().unwrap();
         assert_eq!(last.meta, meta(201));
         // Tensors come back sorted by name.
@@ -426,7 +551,7 @@ mod tests {
         assert!(err.contains("no checkpoint of epoch 150"), "{err}");
         assert!(err.contains("100, 200, 201"), "{err}");
         dir.forget_after(100).unwrap();
-        assert_eq!(dir.available_epochs(), [100, 201]);
+        assert_eq!(dir.available_epochs().unwrap(), [100, 201]);
     }
 
     #[test]
@@ -442,12 +567,84 @@ mod tests {
             epoch: 3,
             net: c.meta.net.clone(),
         };
-        let p = dir.save_model("final", &c.model, &m).unwrap();
+        let p = dir.save_model(ModelTag::Final, &c.model, &m).unwrap();
         let err = Checkpoint::read(&p).unwrap_err().to_string();
         assert!(err.contains("expected a cdw checkpoint"), "{err}");
         assert!(err.contains("it is a saved model"), "{err}");
-        let backbone = read_safetensors(&dir.backbone_path("final")).unwrap();
+        let backbone = read_safetensors(&dir.backbone_path(ModelTag::Final)).unwrap();
         let names: Vec<&str> = backbone.tensors.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["bn1.num_batches_tracked", "conv1.weight"]);
+    }
+
+    #[test]
+    fn a_listing_reads_headers_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = CheckpointDir {
+            path: tmp.path().join("c"),
+        };
+        assert_eq!(dir.list().unwrap(), []);
+        dir.save(&ckpt(100)).unwrap();
+        dir.save(&ckpt(101)).unwrap();
+        let c = ckpt(101);
+        let m = ModelMeta {
+            dataset: "shapes".into(),
+            experiment: "x".into(),
+            epoch: 100,
+            net: c.meta.net.clone(),
+        };
+        dir.save_model(ModelTag::Epoch(100), &c.model, &m).unwrap();
+        fs::write(dir.path.join("checkpoint.safetensors.tmp"), b"half written").unwrap();
+        fs::write(dir.path.join("notes.txt"), b"not a saved file").unwrap();
+        // The latest checkpoint's tensor data is cut short: listing it reads no tensor.
+        let latest = dir.last_path();
+        let bytes = fs::read(&latest).unwrap();
+        fs::write(&latest, &bytes[..bytes.len() - 8]).unwrap();
+        assert!(Checkpoint::read(&latest).is_err(), "the tensors are gone");
+
+        let files = dir.list().unwrap();
+        let seen: Vec<(String, SavedKind, Option<i64>)> = files
+            .iter()
+            .map(|f| {
+                let name = f.path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, f.kind, f.epoch)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "checkpoint.safetensors".into(),
+                    SavedKind::Latest,
+                    Some(101)
+                ),
+                (
+                    "checkpoint_epoch_100.safetensors".into(),
+                    SavedKind::Kept,
+                    Some(100)
+                ),
+                (
+                    "model_epoch_100.safetensors".into(),
+                    SavedKind::Model(ModelTag::Epoch(100)),
+                    Some(100)
+                ),
+                (
+                    "resnet_epoch_100.safetensors".into(),
+                    SavedKind::Backbone(ModelTag::Epoch(100)),
+                    Some(100)
+                ),
+            ]
+        );
+        assert_eq!(files[0].checkpoint, Some(meta(101)));
+        assert_eq!(files[0].bytes, bytes.len() as u64 - 8);
+        assert!(files[0].modified <= SystemTime::now());
+        assert_eq!(files[2].checkpoint, None);
+        assert_eq!(dir.available_epochs().unwrap(), [100, 101]);
+
+        // A header that does not read is an error naming its file.
+        let kept = dir.kept_path(100);
+        fs::write(&kept, b"\x10\0\0\0\0\0\0\0{not json at all}").unwrap();
+        let err = dir.list().unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}: ", kept.display())), "{err}");
+        assert!(err.contains("the header is not JSON"), "{err}");
     }
 }

@@ -16,11 +16,12 @@ use super::checkpoint::{
     Checkpoint, CheckpointMeta, ModelMeta, NetMeta, SchedulerMeta, CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION, MODEL_META_KEY,
 };
-use super::records::{RecordColumn, RunRecords, Scores};
+use super::records::{RecordColumn, RunRecords};
 use super::tensors::{read_safetensors, write_safetensors};
 use super::torch_file::{TorchFile, TorchFileError};
 use super::StoreError;
 use crate::config::{Backbone, Method};
+use crate::events::Scores;
 use crate::model::{CdNet, NetSpec};
 use crate::pickle::Value;
 
@@ -84,10 +85,20 @@ pub fn infer_spec(sd: &[(String, Tensor)]) -> Result<NetSpec, String> {
             ))
         }
     };
-    let hidden_dim = shape("instance_projector.3.weight")
-        .ok_or("no instance_projector.3.weight (the projector's last Linear)")?[0];
-    let (method, feature_num) = match shape("feature_predictor.3.weight") {
-        Some(s) => (Method::Cd, s[0]),
+    // The rows of a Linear weight: its output size. A file's shapes are the user's: a weight
+    // without rows is an error naming it, not a panic.
+    let rows = |name: &str| -> Result<Option<i64>, String> {
+        match shape(name) {
+            None => Ok(None),
+            Some(s) => s.first().copied().map(Some).ok_or_else(|| {
+                format!("tensor `{name}` has shape {s:?}; a Linear weight has two dimensions")
+            }),
+        }
+    };
+    let hidden_dim = rows("instance_projector.3.weight")?
+        .ok_or("no instance_projector.3.weight (the projector's last Linear)")?;
+    let (method, feature_num) = match rows("feature_predictor.3.weight")? {
+        Some(k) => (Method::Cd, k),
         // SimCLR has no feature predictor; feature_num does not matter then.
         None => (Method::Simclr, 128),
     };
@@ -222,171 +233,32 @@ pub fn import_torch(
         what,
     };
     let root = &file.root;
-    let (mut sd, full) = match file.state_dict(root)? {
-        Some(sd) => (sd, false),
-        None => {
-            let inner = ["state_dict", "net", "model"]
-                .iter()
-                .find_map(|k| root.get(k))
-                .ok_or_else(|| {
-                    let keys: Vec<String> = root
-                        .dict_items()
-                        .map(|items| {
-                            items
-                                .iter()
-                                .map(|(k, _)| k.as_text().unwrap_or("?").to_string())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    content(format!(
-                        "expected a state_dict (parameter names to tensors) or a training \
-                         checkpoint (a dict with `state_dict` or `net`); found {}",
-                        if keys.is_empty() {
-                            root.describe()
-                        } else {
-                            format!("a dict with keys {}", keys.join(", "))
-                        }
-                    ))
-                })?;
-            let sd = file.state_dict(inner)?.ok_or_else(|| {
-                content(format!(
-                    "the checkpoint's state_dict is not a dict of tensors (found {})",
-                    inner.describe()
-                ))
-            })?;
-            (sd, true)
-        }
-    };
-    // nn.DataParallel prefixes every name with `module.`.
-    if !sd.is_empty() && sd.iter().all(|(k, _)| k.starts_with("module.")) {
-        for (k, _) in sd.iter_mut() {
-            *k = k["module.".len()..].to_string();
-        }
-    }
+    let (sd, full) = read_state_dict(&file)?;
     let spec = infer_spec(&sd).map_err(content)?;
     let model = match_network(&sd, spec).map_err(content)?;
     let mut notes = Vec::new();
-
-    // Parameters in `model.parameters()` order: the state_dict order without buffers.
-    let param_order: Vec<&str> = sd
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .filter(|k| !is_buffer(k))
-        .collect();
-    let mut optimizer = Vec::new();
-    let mut step = 0i64;
-    let mut lr = None;
-    let opt = if full { root.get("optimizer") } else { None };
-    let mut moments: HashMap<String, (Tensor, Tensor)> = HashMap::new();
-    if let Some(opt) = opt {
-        let groups = opt
-            .get("param_groups")
-            .and_then(Value::as_seq)
-            .ok_or_else(|| content("optimizer state has no param_groups".into()))?;
-        let mut index_of_param = Vec::new();
-        for g in groups {
-            if lr.is_none() {
-                lr = g.get("lr").and_then(Value::as_f64);
-            }
-            let ids = g
-                .get("params")
-                .and_then(Value::as_seq)
-                .ok_or_else(|| content("optimizer param_group has no params".into()))?;
-            index_of_param.extend(ids.iter().filter_map(Value::as_int));
-        }
-        if index_of_param.len() != param_order.len() {
-            return Err(content(format!(
-                "the optimizer holds {} parameters but the network has {}",
-                index_of_param.len(),
-                param_order.len()
-            )));
-        }
-        let state = opt.get("state").and_then(Value::dict_items).unwrap_or(&[]);
-        for (k, s) in state {
-            let Some(idx) = k.as_int() else { continue };
-            let Some(pos) = index_of_param.iter().position(|&i| i == idx) else {
-                continue;
-            };
-            let name = param_order[pos];
-            let tensor_at = |key: &str| -> Result<Tensor, InterchangeError> {
-                let v = s
-                    .get(key)
-                    .ok_or_else(|| content(format!("Adam state of {name} has no {key}")))?;
-                file.tensor(v)?
-                    .ok_or_else(|| content(format!("Adam state {key} of {name} is not a tensor")))
-            };
-            let (m, v) = (tensor_at("exp_avg")?, tensor_at("exp_avg_sq")?);
-            if let Some(st) = s.get("step") {
-                if let Some(x) = float_of(&file, st)? {
-                    step = step.max(x.round() as i64);
-                }
-            }
-            moments.insert(name.to_string(), (m, v));
-        }
-    } else if full {
-        notes.push("the checkpoint has no optimizer state: Adam starts afresh".into());
-    } else {
-        notes.push("a state_dict holds weights only: Adam starts afresh".into());
-    }
-    let shapes: HashMap<&str, &Tensor> = model.iter().map(|(k, t)| (k.as_str(), t)).collect();
-    let mut missing_moments = 0;
-    let trainable: Vec<&str> = model
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .filter(|k| !is_buffer(k))
-        .collect();
-    for prefix_is_sq in [false, true] {
-        for name in &trainable {
-            let p = shapes[name];
-            let t = match moments.get(*name) {
-                Some((m, v)) => {
-                    let t = if prefix_is_sq { v } else { m };
-                    if t.size() != p.size() {
-                        return Err(content(format!(
-                            "Adam state of {name} has shape {:?}, the parameter {:?}",
-                            t.size(),
-                            p.size()
-                        )));
-                    }
-                    t.to_kind(p.kind())
-                }
-                None => {
-                    if !prefix_is_sq {
-                        missing_moments += 1;
-                    }
-                    p.zeros_like()
-                }
-            };
-            let key = if prefix_is_sq {
-                "exp_avg_sq"
+    let adam = match root.get("optimizer").filter(|_| full) {
+        Some(opt) => Some(read_adam(&file, opt, &sd)?),
+        None => {
+            notes.push(if full {
+                "the checkpoint has no optimizer state: Adam starts afresh".to_string()
             } else {
-                "exp_avg"
-            };
-            optimizer.push((format!("{key}.{name}"), t));
+                "a state_dict holds weights only: Adam starts afresh".to_string()
+            });
+            None
         }
-    }
-    if opt.is_some() && missing_moments > 0 {
+    };
+    let (optimizer, missing) =
+        adam_state(&model, adam.as_ref().map(|a| &a.moments)).map_err(content)?;
+    if adam.is_some() && missing > 0 {
         notes.push(format!(
-            "{missing_moments} parameters had no Adam state (never updated): their moments start at zero"
+            "{missing} parameters had no Adam state (never updated): their moments start at zero"
         ));
     }
+    let step = adam.as_ref().map_or(0, |a| a.step);
+    let mut optimizer = optimizer;
     optimizer.push(("step".into(), Tensor::from(step)));
 
-    let epoch = if full {
-        root.get("epoch").and_then(Value::as_int).unwrap_or(0)
-    } else {
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("model_epoch_"))
-            .and_then(|n| n.split('.').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    let records = if full {
-        read_reference_records(&file, root)?
-    } else {
-        RunRecords::default()
-    };
     let scheduler = root.get("scheduler").filter(|_| full).and_then(|s| {
         Some(SchedulerMeta {
             t_max: s.get("T_max")?.as_int()?,
@@ -398,13 +270,17 @@ pub fn import_torch(
         version: CHECKPOINT_VERSION,
         dataset: dataset.into(),
         experiment: experiment.into(),
-        epoch,
-        epochs: scheduler.as_ref().map(|s| s.t_max).unwrap_or(0),
+        epoch: imported_epoch(path, root, full),
+        epochs: scheduler.as_ref().map_or(0, |s| s.t_max),
         net: NetMeta::from_spec(&spec),
         optimizer_step: step,
-        lr: lr.unwrap_or(0.0),
+        lr: adam.as_ref().and_then(|a| a.lr).unwrap_or(0.0),
         scheduler,
-        records,
+        records: if full {
+            read_reference_records(&file, root)?
+        } else {
+            RunRecords::default()
+        },
         source: Some(path.display().to_string()),
     };
     Ok(Imported {
@@ -422,6 +298,190 @@ pub fn import_torch(
     })
 }
 
+/// The state_dict of a torch.save file: the file itself, or (`true`) the `state_dict`, `net` or
+/// `model` of a training checkpoint; names as the reference's (`module.` of nn.DataParallel
+/// dropped).
+fn read_state_dict(file: &TorchFile) -> Result<(Vec<(String, Tensor)>, bool), InterchangeError> {
+    let content = |what: String| InterchangeError::Content {
+        path: file.path.clone(),
+        what,
+    };
+    let root = &file.root;
+    let (mut sd, full) = match file.state_dict(root)? {
+        Some(sd) => (sd, false),
+        None => {
+            let inner = ["state_dict", "net", "model"]
+                .iter()
+                .find_map(|k| root.get(k))
+                .ok_or_else(|| content(not_a_checkpoint(root)))?;
+            let sd = file.state_dict(inner)?.ok_or_else(|| {
+                content(format!(
+                    "the checkpoint's state_dict is not a dict of tensors (found {})",
+                    inner.describe()
+                ))
+            })?;
+            (sd, true)
+        }
+    };
+    if !sd.is_empty() && sd.iter().all(|(k, _)| k.starts_with("module.")) {
+        for (k, _) in &mut sd {
+            *k = k["module.".len()..].to_string();
+        }
+    }
+    Ok((sd, full))
+}
+
+/// Why `root` is neither a state_dict nor a training checkpoint.
+fn not_a_checkpoint(root: &Value) -> String {
+    let keys: Vec<String> = root
+        .dict_items()
+        .map(|items| {
+            items
+                .iter()
+                .map(|(k, _)| k.as_text().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "expected a state_dict (parameter names to tensors) or a training checkpoint (a dict with \
+         `state_dict` or `net`); found {}",
+        if keys.is_empty() {
+            root.describe()
+        } else {
+            format!("a dict with keys {}", keys.join(", "))
+        }
+    )
+}
+
+/// What a reference `optimizer.state_dict()` holds of Adam.
+struct ReferenceAdam {
+    /// `exp_avg`, `exp_avg_sq` by parameter name.
+    moments: HashMap<String, (Tensor, Tensor)>,
+    step: i64,
+    /// The learning rate of the first parameter group.
+    lr: Option<f64>,
+}
+
+/// Reads Adam's state from the reference optimizer `opt`; its parameters are numbered in
+/// `model.parameters()` order, which is the state_dict `sd`'s order without buffers.
+fn read_adam(
+    file: &TorchFile,
+    opt: &Value,
+    sd: &[(String, Tensor)],
+) -> Result<ReferenceAdam, InterchangeError> {
+    let content = |what: String| InterchangeError::Content {
+        path: file.path.clone(),
+        what,
+    };
+    let param_order: Vec<&str> = sd
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !is_buffer(k))
+        .collect();
+    let groups = opt
+        .get("param_groups")
+        .and_then(Value::as_seq)
+        .ok_or_else(|| content("optimizer state has no param_groups".into()))?;
+    let mut lr = None;
+    let mut index_of_param = Vec::new();
+    for g in groups {
+        if lr.is_none() {
+            lr = g.get("lr").and_then(Value::as_f64);
+        }
+        let ids = g
+            .get("params")
+            .and_then(Value::as_seq)
+            .ok_or_else(|| content("optimizer param_group has no params".into()))?;
+        index_of_param.extend(ids.iter().filter_map(Value::as_int));
+    }
+    if index_of_param.len() != param_order.len() {
+        return Err(content(format!(
+            "the optimizer holds {} parameters but the network has {}",
+            index_of_param.len(),
+            param_order.len()
+        )));
+    }
+    let mut adam = ReferenceAdam {
+        moments: HashMap::new(),
+        step: 0,
+        lr,
+    };
+    let state = opt.get("state").and_then(Value::dict_items).unwrap_or(&[]);
+    for (k, s) in state {
+        let Some(idx) = k.as_int() else { continue };
+        let Some(pos) = index_of_param.iter().position(|&i| i == idx) else {
+            continue;
+        };
+        let name = param_order[pos];
+        let tensor_at = |key: &str| -> Result<Tensor, InterchangeError> {
+            let v = s
+                .get(key)
+                .ok_or_else(|| content(format!("Adam state of {name} has no {key}")))?;
+            file.tensor(v)?
+                .ok_or_else(|| content(format!("Adam state {key} of {name} is not a tensor")))
+        };
+        let (m, v) = (tensor_at("exp_avg")?, tensor_at("exp_avg_sq")?);
+        if let Some(st) = s.get("step") {
+            if let Some(x) = float_of(file, st)? {
+                adam.step = adam.step.max(x.round() as i64);
+            }
+        }
+        adam.moments.insert(name.to_string(), (m, v));
+    }
+    Ok(adam)
+}
+
+/// cdw's Adam tensors for `model`: `exp_avg.<name>` of every trainable tensor, then
+/// `exp_avg_sq.<name>`, from `moments` (zeros where a parameter has none); with how many
+/// parameters had none.
+fn adam_state(
+    model: &[(String, Tensor)],
+    moments: Option<&HashMap<String, (Tensor, Tensor)>>,
+) -> Result<(Vec<(String, Tensor)>, usize), String> {
+    let trainable: Vec<&(String, Tensor)> = model.iter().filter(|(k, _)| !is_buffer(k)).collect();
+    let mut optimizer = Vec::with_capacity(2 * trainable.len());
+    let mut missing = 0;
+    for (key, squared) in [("exp_avg", false), ("exp_avg_sq", true)] {
+        for (name, p) in &trainable {
+            let t = match moments.and_then(|m| m.get(name)) {
+                Some((m, v)) => {
+                    let t = if squared { v } else { m };
+                    if t.size() != p.size() {
+                        return Err(format!(
+                            "Adam state of {name} has shape {:?}, the parameter {:?}",
+                            t.size(),
+                            p.size()
+                        ));
+                    }
+                    t.to_kind(p.kind())
+                }
+                None => {
+                    if !squared {
+                        missing += 1;
+                    }
+                    p.zeros_like()
+                }
+            };
+            optimizer.push((format!("{key}.{name}"), t));
+        }
+    }
+    Ok((optimizer, missing))
+}
+
+/// The last completed epoch of an import: a checkpoint's `epoch`, or N of a `model_epoch_N.pth`
+/// state_dict (0 when neither says).
+fn imported_epoch(path: &Path, root: &Value, full: bool) -> i64 {
+    if full {
+        return root.get("epoch").and_then(Value::as_int).unwrap_or(0);
+    }
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("model_epoch_"))
+        .and_then(|n| n.split('.').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The reference's `records` (dict of lists), `best_metrics` and `best_nmi`.
 fn read_reference_records(file: &TorchFile, root: &Value) -> Result<RunRecords, TorchFileError> {
     let mut r = RunRecords::default();
@@ -432,14 +492,7 @@ fn read_reference_records(file: &TorchFile, root: &Value) -> Result<RunRecords, 
         }
     };
     if let Some(b) = root.get("best_metrics") {
-        r.best = Scores {
-            nmi_backbone: num(b.get("nmi_backbone"))?.unwrap_or(0.0),
-            ari_backbone: num(b.get("ari_backbone"))?.unwrap_or(0.0),
-            acc_backbone: num(b.get("acc_backbone"))?.unwrap_or(0.0),
-            nmi_feature: num(b.get("nmi_feature"))?.unwrap_or(0.0),
-            ari_feature: num(b.get("ari_feature"))?.unwrap_or(0.0),
-            acc_feature: num(b.get("acc_feature"))?.unwrap_or(0.0),
-        };
+        r.best = read_scores(|name| Ok(num(b.get(name))?.or(Some(0.0))))?.unwrap_or_default();
     }
     r.best_nmi = num(root.get("best_nmi"))?.unwrap_or(0.0);
     if let Some(rec) = root.get("records") {
@@ -455,41 +508,29 @@ fn read_reference_records(file: &TorchFile, root: &Value) -> Result<RunRecords, 
             let Some(epoch) = col("epoch", i)? else {
                 continue;
             };
-            let cur = |k: &str| col(k, i);
-            let current = match (
-                cur("nmi_backbone")?,
-                cur("ari_backbone")?,
-                cur("acc_backbone")?,
-                cur("nmi_feature")?,
-                cur("ari_feature")?,
-                cur("acc_feature")?,
-            ) {
-                (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)) => Some(Scores {
-                    nmi_backbone: a,
-                    ari_backbone: b,
-                    acc_backbone: c,
-                    nmi_feature: d,
-                    ari_feature: e,
-                    acc_feature: f,
-                }),
-                _ => None,
-            };
-            let b = |k: &str| -> Result<f64, TorchFileError> { Ok(col(k, i)?.unwrap_or(0.0)) };
+            let best = read_scores(|name| Ok(col(&format!("best_{name}"), i)?.or(Some(0.0))))?;
             r.columns.push(RecordColumn {
                 epoch: epoch as i64,
-                best: Scores {
-                    nmi_backbone: b("best_nmi_backbone")?,
-                    ari_backbone: b("best_ari_backbone")?,
-                    acc_backbone: b("best_acc_backbone")?,
-                    nmi_feature: b("best_nmi_feature")?,
-                    ari_feature: b("best_ari_feature")?,
-                    acc_feature: b("best_acc_feature")?,
-                },
-                current,
+                best: best.unwrap_or_default(),
+                current: read_scores(|name| col(name, i))?,
             });
         }
     }
     Ok(r)
+}
+
+/// The six scores `value` gives by name; `None` when any of them is missing.
+fn read_scores(
+    mut value: impl FnMut(&str) -> Result<Option<f64>, TorchFileError>,
+) -> Result<Option<Scores>, TorchFileError> {
+    let mut values = [0.0; 6];
+    for (v, name) in values.iter_mut().zip(Scores::NAMES) {
+        match value(name)? {
+            Some(x) => *v = x,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(Scores::from_values(values)))
 }
 
 /// The network weights held by `path`: a cdw checkpoint or a saved model (safetensors).
@@ -601,6 +642,20 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("unexpected keys: extra.weight"), "{err}");
+    }
+
+    #[test]
+    fn a_weight_without_rows_is_an_error_naming_it() {
+        let mut sd = names_of(Backbone::ResNet18, Method::Cd);
+        for (k, t) in &mut sd {
+            if k == "instance_projector.3.weight" {
+                *t = Tensor::from(1.5f32);
+            }
+        }
+        assert_eq!(
+            infer_spec(&sd).unwrap_err(),
+            "tensor `instance_projector.3.weight` has shape []; a Linear weight has two dimensions"
+        );
     }
 
     #[test]

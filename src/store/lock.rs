@@ -1,11 +1,12 @@
 //! One training at a time per run: a `lock` file in the run directory holding the owner's PID.
-//! A lock left by a process that no longer exists (killed, crashed) is taken over.
+//! A lock left by a process that no longer exists (killed, crashed) is taken over. Taking the
+//! lock creates the run directory, so a new run takes it only once it is ready to train.
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::StoreError;
+use super::{RunDir, StoreError};
 
 /// Held while a training writes a run; removed on drop.
 #[derive(Debug)]
@@ -28,13 +29,14 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 impl RunLock {
-    /// Takes the lock of the run in `dir` (created if needed).
-    pub fn acquire(dir: &Path) -> Result<RunLock, StoreError> {
+    /// Takes the lock of `run` (its directory is created if needed).
+    pub fn acquire(run: &RunDir) -> Result<RunLock, StoreError> {
+        let dir = &run.path;
         fs::create_dir_all(dir).map_err(|source| StoreError::Write {
-            path: dir.to_path_buf(),
+            path: dir.clone(),
             source,
         })?;
-        let path = dir.join("lock");
+        let path = run.lock_path();
         let pid = std::process::id();
         // Two tries: the second after removing a stale lock.
         for _ in 0..2 {
@@ -55,7 +57,7 @@ impl RunLock {
                     match owner {
                         Some(owner) if owner != pid && process_alive(owner) => {
                             return Err(StoreError::Locked {
-                                run: dir.to_path_buf(),
+                                run: dir.clone(),
                                 pid: owner,
                                 lock: path,
                             });
@@ -70,7 +72,7 @@ impl RunLock {
             }
         }
         Err(StoreError::Locked {
-            run: dir.to_path_buf(),
+            run: dir.clone(),
             pid: 0,
             lock: path,
         })
@@ -97,19 +99,22 @@ mod tests {
     #[test]
     fn a_live_owner_blocks_and_a_dead_one_is_taken_over() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("run");
+        let run = RunDir {
+            path: tmp.path().join("run"),
+        };
+        let dir = &run.path;
         // A live process other than us: our parent (the test harness's parent shell or cargo).
         let parent = std::os::unix::process::parent_id();
-        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(dir).unwrap();
         fs::write(dir.join("lock"), format!("{parent}\n")).unwrap();
-        let err = RunLock::acquire(&dir).unwrap_err().to_string();
+        let err = RunLock::acquire(&run).unwrap_err().to_string();
         assert!(
             err.contains(&format!("being trained by process {parent}")),
             "{err}"
         );
         // A PID that cannot exist (above the kernel's pid_max limit of 2^22).
         fs::write(dir.join("lock"), "99999999\n").unwrap();
-        let lock = RunLock::acquire(&dir).unwrap();
+        let lock = RunLock::acquire(&run).unwrap();
         assert_eq!(
             fs::read_to_string(dir.join("lock")).unwrap().trim(),
             std::process::id().to_string()

@@ -11,21 +11,43 @@ pub mod records;
 pub mod tensors;
 pub mod torch_file;
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
-use crate::events::{Event, Reporter};
+use crate::config::{Config, ConfigError};
+use crate::events::{Event, Reporter, Scores};
+use checkpoint::CheckpointDir;
 
 /// Columns of `metrics.csv`, one row per completed epoch.
 pub const METRICS_HEADER: &str =
     "epoch,instance_loss,feature_loss,total_loss,lr,seconds,images_per_sec";
 
-/// Columns of `evaluation.csv`, one row per evaluated epoch (SPEC 2.6).
-pub const EVALUATION_HEADER: &str = "epoch,samples,clusters,nmi_backbone,ari_backbone,acc_backbone,nmi_feature,ari_feature,acc_feature,best_nmi_backbone,best_ari_backbone,best_acc_backbone,best_nmi_feature,best_ari_feature,best_acc_feature,seconds";
+/// Columns of `evaluation.csv`, one row per evaluated epoch (SPEC 2.6): `epoch,samples,clusters`,
+/// the six [`Scores`] (`nmi_backbone,...,acc_feature`), the same prefixed `best_`, `seconds`.
+pub fn evaluation_header() -> String {
+    let mut header = String::from("epoch,samples,clusters");
+    for prefix in ["", "best_"] {
+        for name in Scores::NAMES {
+            header.push_str(&format!(",{prefix}{name}"));
+        }
+    }
+    header.push_str(",seconds");
+    header
+}
+
+/// Every this many epochs is a mark (SPEC 2.5): training evaluates whatever `evaluation_mode`
+/// says and draws the t-SNE pictures, the records get a column, a checkpoint is kept and the
+/// model saved. One number for all of them, so the records never lose their scores.
+pub const MARK_EVERY: i64 = 100;
+
+/// Whether `epoch` (1-based) is a [`MARK_EVERY`] mark.
+pub fn is_mark(epoch: i64) -> bool {
+    epoch > 0 && epoch % MARK_EVERY == 0
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -87,7 +109,24 @@ pub struct RunStatus {
     pub error: Option<String>,
 }
 
-/// The directory of one run.
+/// Where one run keeps its files, worked out once: its records folder and its checkpoints folder.
+#[derive(Debug, Clone)]
+pub struct RunPaths {
+    pub run: RunDir,
+    pub checkpoints: CheckpointDir,
+}
+
+impl RunPaths {
+    /// `<records>/<dataset>/<experiment>` and `<checkpoints>/<dataset>/<experiment>` for `cfg`.
+    pub fn new(records: &Path, checkpoints: &Path, cfg: &Config) -> RunPaths {
+        RunPaths {
+            run: RunDir::for_config(records, cfg),
+            checkpoints: CheckpointDir::for_config(checkpoints, cfg),
+        }
+    }
+}
+
+/// The directory of one run. Every file name in it comes from here.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
@@ -122,18 +161,34 @@ impl RunDir {
     pub fn status_path(&self) -> PathBuf {
         self.path.join("status.json")
     }
+    /// The PID of the training writing this run ([`lock::RunLock`]).
+    pub fn lock_path(&self) -> PathBuf {
+        self.path.join("lock")
+    }
     /// The reference-format records CSV (SPEC 2.10).
     pub fn records_path(&self, experiment: &str) -> PathBuf {
         self.path.join(records::records_file_name(experiment))
     }
 
+    /// The experiment this directory holds: its name.
+    pub fn experiment(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Creates the directory and writes the resolved config snapshot.
     pub fn create(&self, cfg: &Config) -> Result<(), StoreError> {
+        let yaml = cfg.to_yaml().map_err(|e| StoreError::Corrupt {
+            path: self.config_path(),
+            what: e.to_string(),
+        })?;
         fs::create_dir_all(&self.path).map_err(|source| StoreError::Write {
             path: self.path.clone(),
             source,
         })?;
-        write_atomic(&self.config_path(), cfg.to_yaml().as_bytes())
+        write_atomic(&self.config_path(), yaml.as_bytes())
     }
 
     /// The run's config snapshot with `overrides` (`key=value`) applied on top.
@@ -143,27 +198,13 @@ impl RunDir {
             path: path.clone(),
             source,
         })?;
-        let corrupt = |what: String| StoreError::Corrupt {
+        let corrupt = |e: ConfigError| StoreError::Corrupt {
             path: path.clone(),
-            what,
+            what: e.to_string(),
         };
-        let mut map: serde_yaml::Mapping = serde_yaml::from_str(&text)
-            .map_err(|e| corrupt(format!("expected a config snapshot (YAML mapping): {e}")))?;
-        let dataset = map
-            .remove("dataset")
-            .and_then(|d| d.as_str().map(str::to_string))
-            .ok_or_else(|| corrupt("the config snapshot names no dataset".into()))?;
-        // Unset optional fields are written as null; leave them unset.
-        map.retain(|_, v| !v.is_null());
-        let mut datasets = serde_yaml::Mapping::new();
-        datasets.insert(dataset.clone().into(), serde_yaml::Mapping::new().into());
-        let mut doc = serde_yaml::Mapping::new();
-        doc.insert("common".into(), map.into());
-        doc.insert("datasets".into(), datasets.into());
-        let yaml = serde_yaml::to_string(&doc).map_err(|e| corrupt(e.to_string()))?;
-        crate::config::ConfigFile::parse(&yaml, &path.display().to_string())
-            .and_then(|f| f.resolve(&dataset, overrides))
-            .map_err(|e| corrupt(e.to_string()))
+        let mut cfg = Config::from_snapshot(&text, &path.display().to_string()).map_err(corrupt)?;
+        cfg.apply_overrides(overrides).map_err(corrupt)?;
+        Ok(cfg)
     }
 
     pub fn write_status(&self, status: &RunStatus) -> Result<(), StoreError> {
@@ -225,7 +266,7 @@ impl RunLog {
             (&mut log.metrics, METRICS_HEADER, log.dir.metrics_path()),
             (
                 &mut log.evaluation,
-                EVALUATION_HEADER,
+                &evaluation_header(),
                 log.dir.evaluation_path(),
             ),
         ] {
@@ -310,25 +351,16 @@ impl RunLog {
             epoch,
             samples,
             clusters,
-            nmi_backbone,
-            ari_backbone,
-            acc_backbone,
-            nmi_feature,
-            ari_feature,
-            acc_feature,
-            best_nmi_backbone,
-            best_ari_backbone,
-            best_acc_backbone,
-            best_nmi_feature,
-            best_ari_feature,
-            best_acc_feature,
+            current,
+            best,
             seconds,
         } = event
         {
-            writeln!(
-                self.evaluation,
-                "{epoch},{samples},{clusters},{nmi_backbone},{ari_backbone},{acc_backbone},{nmi_feature},{ari_feature},{acc_feature},{best_nmi_backbone},{best_ari_backbone},{best_acc_backbone},{best_nmi_feature},{best_ari_feature},{best_acc_feature},{seconds:.3}"
-            )?;
+            let mut row = format!("{epoch},{samples},{clusters}");
+            for v in current.values().into_iter().chain(best.values()) {
+                row.push_str(&format!(",{v}"));
+            }
+            writeln!(self.evaluation, "{row},{seconds:.3}")?;
             self.evaluation.flush()?;
         }
         Ok(())
@@ -371,7 +403,7 @@ impl Reporter for RunLog {
 /// run.
 pub fn cut_history(dir: &RunDir, epoch: i64) -> Result<(), StoreError> {
     cut_csv(&dir.metrics_path(), METRICS_HEADER, epoch)?;
-    cut_csv(&dir.evaluation_path(), EVALUATION_HEADER, epoch)?;
+    cut_csv(&dir.evaluation_path(), &evaluation_header(), epoch)?;
     let events = dir.events_path();
     let mut out = String::new();
     if let Ok(text) = fs::read_to_string(&events) {
@@ -443,29 +475,43 @@ fn read_log_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, 
 }
 
 /// One row of `evaluation.csv`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EvaluationRow {
     pub epoch: i64,
     pub samples: usize,
     pub clusters: usize,
-    pub nmi_backbone: f64,
-    pub ari_backbone: f64,
-    pub acc_backbone: f64,
-    pub nmi_feature: f64,
-    pub ari_feature: f64,
-    pub acc_feature: f64,
-    pub best_nmi_backbone: f64,
-    pub best_ari_backbone: f64,
-    pub best_acc_backbone: f64,
-    pub best_nmi_feature: f64,
-    pub best_ari_feature: f64,
-    pub best_acc_feature: f64,
+    pub current: Scores,
+    /// The running maxima after this evaluation.
+    pub best: Scores,
     pub seconds: f64,
 }
 
 /// Reads a run's `evaluation.csv`; a last line cut short by a crash is ignored.
 pub fn read_evaluations(path: &Path) -> Result<Vec<EvaluationRow>, StoreError> {
-    read_log_rows(path)
+    let rows: Vec<HashMap<String, String>> = read_log_rows(path)?;
+    Ok(rows.iter().filter_map(evaluation_row).collect())
+}
+
+/// An `evaluation.csv` row by column name; `None` when a column is missing or not a number.
+fn evaluation_row(row: &HashMap<String, String>) -> Option<EvaluationRow> {
+    let cell = |name: &str| row.get(name).map(|v| v.trim());
+    let number = |name: &str| cell(name)?.parse::<f64>().ok();
+    let count = |name: &str| cell(name)?.parse::<usize>().ok();
+    let scores = |prefix: &str| -> Option<Scores> {
+        let mut values = [0.0; 6];
+        for (v, name) in values.iter_mut().zip(Scores::NAMES) {
+            *v = number(&format!("{prefix}{name}"))?;
+        }
+        Some(Scores::from_values(values))
+    };
+    Some(EvaluationRow {
+        epoch: cell("epoch")?.parse().ok()?,
+        samples: count("samples")?,
+        clusters: count("clusters")?,
+        current: scores("")?,
+        best: scores("best_")?,
+        seconds: number("seconds")?,
+    })
 }
 
 #[cfg(test)]
@@ -523,18 +569,8 @@ mod tests {
             epoch,
             samples: 1024,
             clusters: 4,
-            nmi_backbone: 0.5,
-            ari_backbone: 0.25,
-            acc_backbone: 0.75,
-            nmi_feature: 0.125,
-            ari_feature: -0.5,
-            acc_feature: 0.375,
-            best_nmi_backbone: 0.5,
-            best_ari_backbone: 0.25,
-            best_acc_backbone: 0.75,
-            best_nmi_feature: 0.25,
-            best_ari_feature: 0.0,
-            best_acc_feature: 0.5,
+            current: Scores::from_values([0.5, 0.25, 0.75, 0.125, -0.5, 0.375]),
+            best: Scores::from_values([0.5, 0.25, 0.75, 0.25, 0.0, 0.5]),
             seconds: 1.5,
         }
     }
@@ -549,7 +585,10 @@ mod tests {
         log.report(&evaluation(4));
         log.finish(RunState::Stopped, None).unwrap();
         let text = fs::read_to_string(dir.evaluation_path()).unwrap();
-        assert_eq!(text.lines().next().unwrap(), EVALUATION_HEADER);
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "epoch,samples,clusters,nmi_backbone,ari_backbone,acc_backbone,nmi_feature,ari_feature,acc_feature,best_nmi_backbone,best_ari_backbone,best_acc_backbone,best_nmi_feature,best_ari_feature,best_acc_feature,seconds"
+        );
         assert_eq!(
             text.lines().nth(1).unwrap(),
             "3,1024,4,0.5,0.25,0.75,0.125,-0.5,0.375,0.5,0.25,0.75,0.25,0,0.5,1.500"
@@ -557,7 +596,11 @@ mod tests {
         let rows = read_evaluations(&dir.evaluation_path()).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(
-            (rows[0].epoch, rows[0].ari_feature, rows[0].best_nmi_feature),
+            (
+                rows[0].epoch,
+                rows[0].current.ari_feature,
+                rows[0].best.nmi_feature
+            ),
             (3, -0.5, 0.25)
         );
         assert_eq!(read_metrics(&dir.metrics_path()).unwrap().len(), 0);

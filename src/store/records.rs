@@ -8,59 +8,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{read_metrics, write_atomic, EpochMetrics, StoreError};
+use super::{read_metrics, write_atomic, EpochMetrics, RunDir, StoreError};
 use crate::config::python_float;
-
-/// The six clustering scores of one evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Scores {
-    pub nmi_backbone: f64,
-    pub ari_backbone: f64,
-    pub acc_backbone: f64,
-    pub nmi_feature: f64,
-    pub ari_feature: f64,
-    pub acc_feature: f64,
-}
-
-impl Scores {
-    /// The field names, as the records CSV and `evaluation.csv` name the scores.
-    const NAMES: [&'static str; 6] = [
-        "nmi_backbone",
-        "ari_backbone",
-        "acc_backbone",
-        "nmi_feature",
-        "ari_feature",
-        "acc_feature",
-    ];
-
-    /// The scores whose values `value(name)` gives for each of [`Scores::NAMES`].
-    fn from_names(mut value: impl FnMut(&str) -> f64) -> Scores {
-        Scores {
-            nmi_backbone: value("nmi_backbone"),
-            ari_backbone: value("ari_backbone"),
-            acc_backbone: value("acc_backbone"),
-            nmi_feature: value("nmi_feature"),
-            ari_feature: value("ari_feature"),
-            acc_feature: value("acc_feature"),
-        }
-    }
-
-    /// The selection score of the "best" model: the larger of the two NMIs (SPEC 2.5).
-    pub fn best_nmi(&self) -> f64 {
-        self.nmi_backbone.max(self.nmi_feature)
-    }
-
-    fn max(&self, o: &Scores) -> Scores {
-        Scores {
-            nmi_backbone: self.nmi_backbone.max(o.nmi_backbone),
-            ari_backbone: self.ari_backbone.max(o.ari_backbone),
-            acc_backbone: self.acc_backbone.max(o.acc_backbone),
-            nmi_feature: self.nmi_feature.max(o.nmi_feature),
-            ari_feature: self.ari_feature.max(o.ari_feature),
-            acc_feature: self.acc_feature.max(o.acc_feature),
-        }
-    }
-}
+use crate::events::Scores;
 
 /// One column of the records CSV: the epoch, the running best scores, and the scores of that
 /// epoch (absent when no evaluation ran before the mark).
@@ -153,24 +103,13 @@ pub fn records_csv(columns: &[RecordColumn]) -> String {
     for row in RECORD_ROWS {
         out.push_str(row);
         for c in columns {
-            let b = &c.best;
-            let cur = c.current.as_ref();
-            let v = match row {
+            let v = if row == "epoch" {
                 // The reference's frame is all floats once transposed: epochs print as 100.0.
-                "epoch" => Some(c.epoch as f64),
-                "best_nmi_feature" => Some(b.nmi_feature),
-                "best_ari_feature" => Some(b.ari_feature),
-                "best_acc_feature" => Some(b.acc_feature),
-                "best_nmi_backbone" => Some(b.nmi_backbone),
-                "best_ari_backbone" => Some(b.ari_backbone),
-                "best_acc_backbone" => Some(b.acc_backbone),
-                "nmi_backbone" => cur.map(|s| s.nmi_backbone),
-                "ari_backbone" => cur.map(|s| s.ari_backbone),
-                "acc_backbone" => cur.map(|s| s.acc_backbone),
-                "nmi_feature" => cur.map(|s| s.nmi_feature),
-                "ari_feature" => cur.map(|s| s.ari_feature),
-                "acc_feature" => cur.map(|s| s.acc_feature),
-                _ => unreachable!("RECORD_ROWS is exhaustive"),
+                Some(c.epoch as f64)
+            } else if let Some(score) = row.strip_prefix("best_") {
+                c.best.get(score)
+            } else {
+                c.current.and_then(|s| s.get(row))
             };
             out.push(',');
             out.push_str(&cell(v));
@@ -255,38 +194,34 @@ pub struct RunHistory {
     pub columns: Vec<RecordColumn>,
 }
 
-/// Opens a run's records: `metrics.csv` and/or `records_*.csv` in `dir` (either may be missing,
-/// as in a directory of reference records; one of them must be there).
-pub fn read_run_history(dir: &Path) -> Result<RunHistory, StoreError> {
-    let metrics = dir.join("metrics.csv");
-    let epochs = if metrics.exists() {
-        read_metrics(&metrics)?
-    } else {
-        Vec::new()
-    };
-    let records = fs::read_dir(dir)
-        .map_err(|source| StoreError::Read {
-            path: dir.into(),
-            source,
-        })?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("records_") && n.ends_with(".csv"))
-        });
-    let columns = match &records {
-        Some(p) => read_records_csv(p)?,
-        None => Vec::new(),
-    };
-    if !metrics.exists() && records.is_none() {
+/// Opens a run's records: its `metrics.csv` and/or `records_<experiment>.csv`, the experiment
+/// being the directory's name (either file may be missing, as in a directory of reference
+/// records; one of them must be there).
+pub fn read_run_history(dir: &RunDir) -> Result<RunHistory, StoreError> {
+    let metrics = dir.metrics_path();
+    let records = dir.records_path(&dir.experiment());
+    let (has_metrics, has_records) = (metrics.is_file(), records.is_file());
+    if !has_metrics && !has_records {
         return Err(StoreError::Corrupt {
-            path: dir.into(),
-            what: "expected metrics.csv or records_<experiment>.csv in the run directory".into(),
+            path: dir.path.clone(),
+            what: format!(
+                "expected metrics.csv or {} in the run directory",
+                records_file_name(&dir.experiment())
+            ),
         });
     }
-    Ok(RunHistory { epochs, columns })
+    Ok(RunHistory {
+        epochs: if has_metrics {
+            read_metrics(&metrics)?
+        } else {
+            Vec::new()
+        },
+        columns: if has_records {
+            read_records_csv(&records)?
+        } else {
+            Vec::new()
+        },
+    })
 }
 
 #[cfg(test)]
@@ -360,5 +295,48 @@ mod tests {
         assert_eq!(cols[0].current.unwrap().acc_feature, 0.77);
         let err = parse_records_csv(",0\nepoch,1\n").unwrap_err();
         assert!(err.contains("row `best_nmi_feature` is missing"), "{err}");
+    }
+
+    #[test]
+    fn run_history_reads_the_records_of_the_directory_s_experiment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().join("bs64_lr0.0003_ResNet18"),
+        };
+        fs::create_dir_all(&dir.path).unwrap();
+        let err = read_run_history(&dir).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "expected metrics.csv or records_bs64_lr0.0003_ResNet18.csv in the run directory"
+            ),
+            "{err}"
+        );
+        let column = |epoch: i64, x: f64| RecordColumn {
+            epoch,
+            best: scores(x),
+            current: Some(scores(x)),
+        };
+        // Another experiment's records beside it (a folder of reference records) are not read,
+        // whatever order the directory lists them in.
+        for name in ["bs128_lr0.0003_ResNet18", "bs256_lr0.0003_ResNet18"] {
+            write_records_csv(&dir.path.join(records_file_name(name)), &[column(900, 0.9)])
+                .unwrap();
+        }
+        assert!(read_run_history(&dir).is_err());
+        write_records_csv(&dir.records_path(&dir.experiment()), &[column(100, 0.5)]).unwrap();
+        let history = read_run_history(&dir).unwrap();
+        assert_eq!(history.columns, [column(100, 0.5)]);
+        assert!(history.epochs.is_empty());
+        fs::write(
+            dir.metrics_path(),
+            format!(
+                "{}\n1,2.0,1.0,3.0,0.1,1.0,10.0\n",
+                crate::store::METRICS_HEADER
+            ),
+        )
+        .unwrap();
+        let history = read_run_history(&dir).unwrap();
+        assert_eq!(history.epochs.len(), 1);
+        assert_eq!(history.columns.len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::Read;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -142,6 +143,57 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<SafetensorsFile, String> {
     })
 }
 
+/// The largest JSON header accepted (the safetensors crate's own limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// The string metadata (`__metadata__`) of a safetensors file, read from its header alone: the
+/// 8-byte little-endian header length and the JSON header, never the tensor data.
+pub fn read_safetensors_metadata(path: &Path) -> Result<HashMap<String, String>, StoreError> {
+    let read = |source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let corrupt = |what: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        what: format!(
+            "expected a safetensors file (8-byte header length, JSON header, tensor data); {what}"
+        ),
+    };
+    let mut file = fs::File::open(path).map_err(read)?;
+    let size = file.metadata().map_err(read)?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|_| {
+        corrupt(format!(
+            "the file is {size} bytes, shorter than a header length"
+        ))
+    })?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER || len > size.saturating_sub(8) {
+        return Err(corrupt(format!(
+            "the header length {len} does not fit the file's {size} bytes"
+        )));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(read)?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| corrupt(format!("the header is not JSON ({e})")))?;
+    let Some(fields) = header.as_object() else {
+        return Err(corrupt("the header is not a JSON object".into()));
+    };
+    let Some(meta) = fields.get("__metadata__") else {
+        return Ok(HashMap::new());
+    };
+    let meta = meta
+        .as_object()
+        .ok_or_else(|| corrupt("`__metadata__` is not a JSON object".into()))?;
+    meta.iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(v) => Ok((k.clone(), v.to_string())),
+            None => Err(corrupt(format!("metadata `{k}` is not a string"))),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +244,33 @@ mod tests {
         fs::write(&p, b"hello").unwrap();
         let err = read_safetensors(&p).unwrap_err().to_string();
         assert!(err.contains("expected a safetensors file"), "{err}");
+    }
+
+    #[test]
+    fn metadata_comes_from_the_header_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("t.safetensors");
+        let t = vec![(
+            "a".to_string(),
+            Tensor::ones([64], (Kind::Float, Device::Cpu)),
+        )];
+        let meta = HashMap::from([("k".to_string(), "v".to_string())]);
+        write_safetensors(&p, &t, meta.clone()).unwrap();
+        let bytes = fs::read(&p).unwrap();
+        // Tensor data cut off: the header still reads.
+        fs::write(&p, &bytes[..bytes.len() - 200]).unwrap();
+        assert_eq!(read_safetensors_metadata(&p).unwrap(), meta);
+        let mut torn = bytes.clone();
+        torn[8] = b'#';
+        fs::write(&p, &torn).unwrap();
+        let err = read_safetensors_metadata(&p).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: expected a safetensors file", p.display())),
+            "{err}"
+        );
+        assert!(err.contains("the header is not JSON"), "{err}");
+        fs::write(&p, u64::MAX.to_le_bytes()).unwrap();
+        let err = read_safetensors_metadata(&p).unwrap_err().to_string();
+        assert!(err.contains("does not fit the file's 8 bytes"), "{err}");
     }
 }

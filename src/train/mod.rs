@@ -19,11 +19,10 @@ use crate::events::{Event, Reporter};
 use crate::model::{losses, trainable_parameter_count, CdNet, NetSpec, Outputs};
 use crate::store::checkpoint::{
     Checkpoint, CheckpointMeta, NetMeta, SchedulerMeta, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-    KEEP_EVERY,
 };
 use crate::store::interchange::load_into;
-use crate::store::records::{RunRecords, Scores};
-use crate::store::StoreError;
+use crate::store::records::RunRecords;
+use crate::store::{is_mark, StoreError};
 use checkpoint::RunSaver;
 use optim::{cosine_lr, Adam};
 
@@ -85,25 +84,45 @@ pub struct TrainSummary {
 
 /// A model, its optimiser and its data, ready to train.
 pub struct Trainer {
-    pub cfg: Config,
-    pub device: Device,
-    pub vs: nn::VarStore,
-    pub net: CdNet,
-    pub adam: Adam,
-    pub loader: Loader,
+    cfg: Config,
+    device: Device,
+    vs: nn::VarStore,
+    net: CdNet,
+    adam: Adam,
+    loader: Loader,
     /// Clustering metrics after epochs as `evaluation_mode` says (SPEC 2.6).
-    pub evaluator: Evaluator,
+    evaluator: Evaluator,
     /// Best scores and records columns so far (saved in every checkpoint).
-    pub records: RunRecords,
+    records: RunRecords,
     /// Saves checkpoints, models and records at each epoch's end; `None` saves nothing.
-    pub saver: Option<RunSaver>,
+    saver: Option<RunSaver>,
     images: usize,
 }
 
+/// How far [`Trainer::train_epoch`] got.
+struct EpochRun {
+    /// Steps taken.
+    steps: i64,
+    /// A stop request ended the epoch before its last step.
+    interrupted: bool,
+}
+
+/// Images per second of `steps` batches of `batch_size` in `seconds`.
+fn images_per_sec(steps: i64, batch_size: i64, seconds: f64) -> f64 {
+    (steps * batch_size) as f64 / seconds.max(1e-9)
+}
+
 impl Trainer {
-    /// Builds the network on `device` with PyTorch's initialisation drawn from `cfg.seed`, and an
-    /// Adam optimiser over all trainable parameters.
-    pub fn new(cfg: &Config, set: ImageSet, device: Device) -> Result<Trainer, TrainError> {
+    /// Builds the network on `device` with PyTorch's initialisation drawn from `cfg.seed`, an
+    /// Adam optimiser over all trainable parameters, and the loader of `set`. After each epoch
+    /// `evaluator` scores the network and `saver` (when given) keeps the run's files.
+    pub fn new(
+        cfg: &Config,
+        set: Arc<ImageSet>,
+        evaluator: Evaluator,
+        saver: Option<RunSaver>,
+        device: Device,
+    ) -> Result<Trainer, TrainError> {
         if (set.len() as i64) < cfg.batch_size {
             return Err(TrainError::TooFewImages {
                 name: set.name.clone(),
@@ -121,8 +140,6 @@ impl Trainer {
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let adam = Adam::new(named, cfg.learning_rate, cfg.weight_decay);
         let images = set.len();
-        let set = Arc::new(set);
-        let evaluator = Evaluator::new(cfg, set.clone());
         let loader = Loader::new(
             set,
             Augment::from_config(cfg),
@@ -140,9 +157,19 @@ impl Trainer {
             loader,
             evaluator,
             records: RunRecords::default(),
-            saver: None,
+            saver,
             images,
         })
+    }
+
+    /// Best scores and records columns so far.
+    pub fn records(&self) -> &RunRecords {
+        &self.records
+    }
+
+    /// Adam steps taken so far.
+    pub fn optimizer_step(&self) -> i64 {
+        self.adam.step
     }
 
     /// Every tensor of the network (parameters and BN buffers) under its reference name, sorted.
@@ -191,24 +218,6 @@ impl Trainer {
         self.records = ckpt.meta.records.clone();
         self.records.truncate_after(epoch);
         Ok(epoch + 1)
-    }
-
-    /// Takes in the clustering scores of `epoch` (the evaluation's hook): updates the running best
-    /// and the records; a new best NMI makes [`RunSaver`] save the "best" model at epoch end.
-    pub fn observe_evaluation(&mut self, epoch: i64, scores: Scores) -> bool {
-        self.records.observe(epoch, scores)
-    }
-
-    /// Bookkeeping at the end of a completed epoch: the records column at 100-epoch marks, then
-    /// the saver's files.
-    fn end_of_epoch(&mut self, epoch: i64, reporter: &mut dyn Reporter) -> Result<(), TrainError> {
-        if epoch % KEEP_EVERY == 0 {
-            self.records.mark(epoch);
-        }
-        if let Some(saver) = &self.saver {
-            saver.end_of_epoch(self, epoch, reporter)?;
-        }
-        Ok(())
     }
 
     pub fn parameter_count(&self) -> i64 {
@@ -290,27 +299,16 @@ impl Trainer {
         })
     }
 
-    /// Trains epochs `start_epoch..=cfg.epochs`, reporting every step and epoch.
+    /// Trains epochs `start_epoch..=cfg.epochs`, reporting every step and epoch. A stop request
+    /// ends the run after the current step (or, at an epoch's last step, after that epoch's
+    /// bookkeeping), reported as [`Event::Stopped`].
     pub fn run(
         &mut self,
         start_epoch: i64,
         reporter: &mut dyn Reporter,
         stop: &Interrupter,
     ) -> Result<TrainSummary, TrainError> {
-        let steps = self.loader.steps_per_epoch() as i64;
-        let b = self.cfg.batch_size;
-        reporter.report(&Event::Started {
-            experiment: self.cfg.experiment_name(),
-            dataset: self.cfg.dataset.clone(),
-            method: self.cfg.method.name().into(),
-            device: crate::device::name(self.device),
-            parameters: self.parameter_count(),
-            images: self.images,
-            epochs: self.cfg.epochs,
-            start_epoch,
-            steps_per_epoch: steps,
-            batch_size: b,
-        });
+        reporter.report(&self.started(start_epoch));
         let run_start = Instant::now();
         let mut summary = TrainSummary {
             last_epoch: start_epoch - 1,
@@ -318,81 +316,15 @@ impl Trainer {
             steps: Vec::new(),
         };
         for epoch in start_epoch..=self.cfg.epochs {
-            let lr = self.lr_for_epoch(epoch);
-            self.adam.lr = lr;
-            let epoch_start = Instant::now();
-            let mut sums = StepLosses {
-                instance: 0.0,
-                feature: 0.0,
-                total: 0.0,
-            };
-            let mut done = 0i64;
-            for batch in self.loader.epoch(epoch, 0) {
-                let l = self.step(&batch)?;
-                done += 1;
-                if !l.total.is_finite() {
-                    return Err(TrainError::NonFinite {
-                        epoch,
-                        step: done,
-                        value: l.total,
-                    });
-                }
-                sums.instance += l.instance;
-                sums.feature += l.feature;
-                sums.total += l.total;
-                summary.steps.push(l);
-                let secs = epoch_start.elapsed().as_secs_f64();
-                reporter.report(&Event::Step {
-                    epoch,
-                    step: done,
-                    steps,
-                    instance_loss: l.instance,
-                    feature_loss: l.feature,
-                    total_loss: l.total,
-                    lr,
-                    images_per_sec: (done * b) as f64 / secs.max(1e-9),
-                });
-                if stop.is_stopped() && done < steps {
-                    reporter.report(&Event::Stopped {
-                        epoch,
-                        step: done,
-                        reason: "interrupted".into(),
-                    });
-                    summary.stopped = true;
-                    return Ok(summary);
-                }
+            let ran = self.train_epoch(epoch, reporter, stop, &mut summary.steps)?;
+            if !ran.interrupted {
+                self.finish_epoch(epoch, reporter, stop)?;
+                summary.last_epoch = epoch;
             }
-            let secs = epoch_start.elapsed().as_secs_f64();
-            let n = done.max(1) as f64;
-            reporter.report(&Event::Epoch {
-                epoch,
-                epochs: self.cfg.epochs,
-                instance_loss: sums.instance / n,
-                feature_loss: sums.feature / n,
-                total_loss: sums.total / n,
-                lr,
-                seconds: secs,
-                images_per_sec: (done * b) as f64 / secs.max(1e-9),
-            });
-            // Evaluation before the epoch's bookkeeping: a new best NMI saves the "best" model.
-            // A stop request skips it, or cuts it short, so the run ends promptly with the
-            // epoch's checkpoint.
-            if !stop.is_stopped() {
-                self.evaluator.after_epoch(
-                    &self.net,
-                    self.device,
-                    epoch,
-                    &mut self.records,
-                    reporter,
-                    &|| stop.is_stopped(),
-                )?;
-            }
-            self.end_of_epoch(epoch, reporter)?;
-            summary.last_epoch = epoch;
-            if stop.is_stopped() && epoch < self.cfg.epochs {
+            if ran.interrupted || (stop.is_stopped() && epoch < self.cfg.epochs) {
                 reporter.report(&Event::Stopped {
                     epoch,
-                    step: done,
+                    step: ran.steps,
                     reason: "interrupted".into(),
                 });
                 summary.stopped = true;
@@ -404,6 +336,120 @@ impl Trainer {
             seconds: run_start.elapsed().as_secs_f64(),
         });
         Ok(summary)
+    }
+
+    /// The event that opens a run starting at `start_epoch`.
+    fn started(&self, start_epoch: i64) -> Event {
+        Event::Started {
+            experiment: self.cfg.experiment_name(),
+            dataset: self.cfg.dataset.clone(),
+            method: self.cfg.method.name().into(),
+            device: crate::device::name(self.device),
+            parameters: self.parameter_count(),
+            images: self.images,
+            epochs: self.cfg.epochs,
+            start_epoch,
+            steps_per_epoch: self.loader.steps_per_epoch() as i64,
+            batch_size: self.cfg.batch_size,
+        }
+    }
+
+    /// The steps of `epoch`, each reported and its losses appended to `losses`, then the epoch's
+    /// mean losses; a stop request ends it after the current step.
+    fn train_epoch(
+        &mut self,
+        epoch: i64,
+        reporter: &mut dyn Reporter,
+        stop: &Interrupter,
+        losses: &mut Vec<StepLosses>,
+    ) -> Result<EpochRun, TrainError> {
+        let steps = self.loader.steps_per_epoch() as i64;
+        let b = self.cfg.batch_size;
+        let lr = self.lr_for_epoch(epoch);
+        self.adam.lr = lr;
+        let epoch_start = Instant::now();
+        let mut sums = StepLosses {
+            instance: 0.0,
+            feature: 0.0,
+            total: 0.0,
+        };
+        let mut done = 0i64;
+        for batch in self.loader.epoch(epoch, 0) {
+            let l = self.step(&batch)?;
+            done += 1;
+            if !l.total.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    step: done,
+                    value: l.total,
+                });
+            }
+            sums.instance += l.instance;
+            sums.feature += l.feature;
+            sums.total += l.total;
+            losses.push(l);
+            reporter.report(&Event::Step {
+                epoch,
+                step: done,
+                steps,
+                instance_loss: l.instance,
+                feature_loss: l.feature,
+                total_loss: l.total,
+                lr,
+                images_per_sec: images_per_sec(done, b, epoch_start.elapsed().as_secs_f64()),
+            });
+            if stop.is_stopped() && done < steps {
+                return Ok(EpochRun {
+                    steps: done,
+                    interrupted: true,
+                });
+            }
+        }
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let n = done.max(1) as f64;
+        reporter.report(&Event::Epoch {
+            epoch,
+            epochs: self.cfg.epochs,
+            instance_loss: sums.instance / n,
+            feature_loss: sums.feature / n,
+            total_loss: sums.total / n,
+            lr,
+            seconds,
+            images_per_sec: images_per_sec(done, b, seconds),
+        });
+        Ok(EpochRun {
+            steps: done,
+            interrupted: false,
+        })
+    }
+
+    /// After a completed epoch: the evaluation, then the bookkeeping (the records column at a
+    /// mark, then the saver's files). Evaluation comes first because a new best NMI saves the
+    /// "best" model. A stop request skips it, or cuts it short, so the run ends promptly with the
+    /// epoch's checkpoint.
+    fn finish_epoch(
+        &mut self,
+        epoch: i64,
+        reporter: &mut dyn Reporter,
+        stop: &Interrupter,
+    ) -> Result<(), TrainError> {
+        if !stop.is_stopped() {
+            self.evaluator.after_epoch(
+                &self.net,
+                self.device,
+                epoch,
+                &mut self.records,
+                reporter,
+                &|| stop.is_stopped(),
+            )?;
+        }
+        if is_mark(epoch) {
+            self.records.mark(epoch);
+        }
+        if let Some(saver) = &self.saver {
+            saver.end_of_epoch(&self.snapshot(epoch), reporter)?;
+        }
+        Ok(())
     }
 }
 
@@ -431,11 +477,18 @@ mod tests {
         ConfigFile::builtin().resolve("shapes", &over).unwrap()
     }
 
+    /// A trainer of `set` that evaluates on it and saves nothing.
+    fn untracked(cfg: &Config, set: ImageSet) -> Result<Trainer, TrainError> {
+        let set = Arc::new(set);
+        let evaluator = Evaluator::new(cfg, set.clone(), None);
+        Trainer::new(cfg, set, evaluator, None, Device::Cpu)
+    }
+
     fn first_epoch_losses(cfg: &Config) -> Vec<StepLosses> {
         let (set, _) = shapes::generate(32, 32, cfg.seed);
         let mut cfg = cfg.clone();
         cfg.epochs = 1;
-        let mut t = Trainer::new(&cfg, set, Device::Cpu).unwrap();
+        let mut t = untracked(&cfg, set).unwrap();
         let mut events = Collect::default();
         let s = t.run(1, &mut events, &Interrupter::new()).unwrap();
         assert!(!s.stopped);
@@ -457,7 +510,7 @@ mod tests {
     fn events_are_reported_in_order_and_stop_works() {
         let cfg = tiny_config(&[]);
         let (set, _) = shapes::generate(32, 32, 1);
-        let mut t = Trainer::new(&cfg, set, Device::Cpu).unwrap();
+        let mut t = untracked(&cfg, set).unwrap();
         let stop = Interrupter::new();
         stop.stop();
         let mut events = Collect::default();
@@ -489,7 +542,7 @@ mod tests {
         // shapes evaluates with mode `none`: only after the last epoch here.
         let cfg = tiny_config(&[]);
         let (set, _) = shapes::generate(32, 32, 1);
-        let mut t = Trainer::new(&cfg, set, Device::Cpu).unwrap();
+        let mut t = untracked(&cfg, set).unwrap();
         let mut events = Collect::default();
         t.run(1, &mut events, &Interrupter::new()).unwrap();
         let evals: Vec<&Event> = events
@@ -551,7 +604,7 @@ mod tests {
         }
         let cfg = tiny_config(&["evaluation_mode=all"]);
         let (set, _) = shapes::generate(32, 32, 1);
-        let mut t = Trainer::new(&cfg, set, Device::Cpu).unwrap();
+        let mut t = untracked(&cfg, set).unwrap();
         let stop = Interrupter::new();
         let mut seen = StopAtEvaluation(Vec::new(), stop.clone());
         let summary = t.run(1, &mut seen, &stop).unwrap();
@@ -597,10 +650,210 @@ mod tests {
     fn too_few_images_is_an_error() {
         let cfg = tiny_config(&["batch_size=64"]);
         let (set, _) = shapes::generate(32, 32, 1);
-        let err = Trainer::new(&cfg, set, Device::Cpu).err().unwrap();
+        let err = untracked(&cfg, set).err().unwrap();
         assert_eq!(
             err.to_string(),
             "dataset `shapes` has 32 images, fewer than one batch of 64; lower batch_size"
         );
+    }
+}
+
+/// Training with a [`RunSaver`]: resuming from its checkpoints, and failing to write them.
+#[cfg(test)]
+mod saving_tests {
+    use std::fs;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::ConfigFile;
+    use crate::data::shapes;
+    use crate::events::Collect;
+    use crate::store::checkpoint::CheckpointDir;
+
+    /// SPEC's tiny CPU run: shapes, ResNet18, 32 px, batch 8, 32 images (4 steps per epoch).
+    fn tiny(epochs: i64) -> Config {
+        let over: Vec<String> = [
+            "batch_size=8",
+            "image_size=32",
+            "hidden_dim=16",
+            "feature_num=8",
+            "workers=2",
+            "backbone=ResNet18",
+            "shapes_images=32",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("epochs={epochs}")])
+        .collect();
+        ConfigFile::builtin().resolve("shapes", &over).unwrap()
+    }
+
+    fn trainer(cfg: &Config, dir: Option<&Path>) -> Trainer {
+        let (set, _) = shapes::generate(32, 32, cfg.seed);
+        let set = Arc::new(set);
+        let saver = dir.map(|d| RunSaver {
+            checkpoints: CheckpointDir {
+                path: d.to_path_buf(),
+            },
+            run: None,
+            checkpoint: true,
+            save_model: true,
+        });
+        let evaluator = Evaluator::new(cfg, set.clone(), None);
+        Trainer::new(cfg, set, evaluator, saver, Device::Cpu).unwrap()
+    }
+
+    /// Raises the interrupter when epoch `after` ends, so the loop stops cleanly there.
+    struct StopAfter {
+        after: i64,
+        stop: Interrupter,
+        events: Vec<Event>,
+    }
+
+    impl Reporter for StopAfter {
+        fn report(&mut self, e: &Event) {
+            if matches!(e, Event::Epoch { epoch, .. } if *epoch == self.after) {
+                self.stop.stop();
+            }
+            self.events.push(e.clone());
+        }
+    }
+
+    fn assert_losses_close(a: &[StepLosses], b: &[StepLosses]) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            for (u, v) in [
+                (x.instance, y.instance),
+                (x.feature, y.feature),
+                (x.total, y.total),
+            ] {
+                assert!((u - v).abs() < 1e-5, "step {i}: {u} vs {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_epoch_resume_one_epoch_equals_two_straight() {
+        let cfg = tiny(2);
+        let mut straight = trainer(&cfg, None);
+        let a = straight
+            .run(1, &mut Collect::default(), &Interrupter::new())
+            .unwrap();
+        assert_eq!(a.steps.len(), 8);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let mut first = trainer(&cfg, Some(tmp.path()));
+        let stop = Interrupter::new();
+        let mut rep = StopAfter {
+            after: 1,
+            stop: stop.clone(),
+            events: Vec::new(),
+        };
+        let b = first.run(1, &mut rep, &stop).unwrap();
+        assert!(b.stopped && b.last_epoch == 1);
+        assert!(rep
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Checkpoint { epoch: 1, .. })));
+        drop(first);
+
+        let ckpt = CheckpointDir {
+            path: tmp.path().to_path_buf(),
+        }
+        .load_last()
+        .unwrap()
+        .unwrap();
+        assert_eq!(ckpt.meta.epoch, 1);
+        assert_eq!(ckpt.meta.optimizer_step, 4);
+        let mut resumed = trainer(&cfg, Some(tmp.path()));
+        let start = resumed.restore(&ckpt).unwrap();
+        assert_eq!(start, 2);
+        let c = resumed
+            .run(start, &mut Collect::default(), &Interrupter::new())
+            .unwrap();
+        let joined: Vec<StepLosses> = b.steps.iter().chain(&c.steps).copied().collect();
+        assert_losses_close(&joined, &a.steps);
+
+        assert_eq!(resumed.adam.step, straight.adam.step);
+        let want = straight.model_tensors();
+        let got = resumed.model_tensors();
+        assert_eq!(want.len(), got.len());
+        for ((n, w), (m, g)) in want.iter().zip(&got) {
+            assert_eq!(n, m);
+            let diff = (w.to_kind(tch::Kind::Double) - g.to_kind(tch::Kind::Double))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(diff < 1e-6, "{n} differs by {diff}");
+        }
+        // The final epoch saved the final model and a checkpoint of epoch 2.
+        assert!(tmp.path().join("model_final.safetensors").exists());
+        assert!(tmp.path().join("resnet_final.safetensors").exists());
+        let last = Checkpoint::read(&tmp.path().join("checkpoint.safetensors")).unwrap();
+        assert_eq!(last.meta.epoch, 2);
+    }
+
+    #[test]
+    fn resuming_a_different_network_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = trainer(&tiny(1), Some(tmp.path()));
+        t.run(1, &mut Collect::default(), &Interrupter::new())
+            .unwrap();
+        let ckpt = Checkpoint::read(&tmp.path().join("checkpoint.safetensors")).unwrap();
+        let mut cfg = tiny(2);
+        cfg.feature_num = 4;
+        let err = trainer(&cfg, None).restore(&ckpt).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot resume from the checkpoint of epoch 1: the checkpoint holds a ResNet18 network (hidden_dim 16, feature_num 8"),
+            "{err}"
+        );
+    }
+
+    /// Makes `dir` refuse new files. Root ignores permission bits, so then the temporary file's
+    /// name is taken by a directory instead, which fails the same `create` call.
+    fn make_unwritable(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o500)).unwrap();
+        if fs::write(dir.join("probe"), b"x").is_ok() {
+            let _ = fs::remove_file(dir.join("probe"));
+            fs::create_dir(dir.join("checkpoint.safetensors.tmp")).unwrap();
+        }
+    }
+
+    #[test]
+    fn unwritable_checkpoint_dir_fails_clearly_and_keeps_the_last_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ckpt");
+        let cfg = tiny(2);
+        let mut t = trainer(&cfg, Some(&dir));
+        let stop = Interrupter::new();
+        let mut rep = StopAfter {
+            after: 1,
+            stop: stop.clone(),
+            events: Vec::new(),
+        };
+        t.run(1, &mut rep, &stop).unwrap();
+        let before = fs::read(dir.join("checkpoint.safetensors")).unwrap();
+        make_unwritable(&dir);
+        let err = t
+            .run(2, &mut Collect::default(), &Interrupter::new())
+            .unwrap_err();
+        assert!(matches!(err, TrainError::Save(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "cannot save the run: cannot write {}",
+                dir.display()
+            )),
+            "{msg}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            fs::read(dir.join("checkpoint.safetensors")).unwrap(),
+            before
+        );
+        let kept = Checkpoint::read(&dir.join("checkpoint.safetensors")).unwrap();
+        assert_eq!(kept.meta.epoch, 1);
     }
 }
