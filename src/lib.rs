@@ -1,7 +1,8 @@
 //! `cdw`: the CD Workbench library.
 //!
 //! Dependencies point one way: `config`, `events` <- `data`, `model`, `store` <- `eval` <- `train`
-//! <- `commands`. Nothing here imports a terminal UI crate; training reports plain [`events`].
+//! <- `commands`. Only `tui` (the terminal workbench) imports a terminal UI crate, and it reads
+//! runs through `store` and `events` alone; training reports plain [`events`].
 
 pub mod commands;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod model;
 pub mod pickle;
 pub mod store;
 pub mod train;
+pub mod tui;
 
 #[cfg(test)]
 mod testing;

@@ -6,6 +6,7 @@ pub mod datasets;
 mod evaluate;
 mod info;
 mod interchange;
+mod runs;
 mod train;
 
 use std::path::PathBuf;
@@ -18,10 +19,36 @@ use crate::store::RunPaths;
 
 /// cdw: train and study Contrastive Disentangling (CD) image models from a terminal.
 #[derive(Debug, Parser)]
-#[command(name = "cdw", version, about, long_about = None)]
+#[command(
+    name = "cdw",
+    version,
+    about,
+    long_about = "cdw: train and study Contrastive Disentangling (CD) image models from a terminal.\n\nWith no command, cdw opens the terminal workbench (Runs, New run, live dashboards); every \ncommand below does the same work headless.",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// With no command: the terminal workbench.
+    #[command(flatten)]
+    pub ui: UiArgs,
+}
+
+/// Options of the terminal workbench (`cdw` with no command).
+#[derive(Debug, Args, Clone)]
+pub struct UiArgs {
+    #[command(flatten)]
+    pub roots: RunRoots,
+    /// Config file that trainings launched from the workbench use (default: the built-in one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A theme file (roles laid over the dark theme, or over `base: light|mono`); default: the
+    /// user's theme.yaml in the cdw config folder, if any.
+    #[arg(long, value_name = "FILE")]
+    pub theme: Option<PathBuf>,
+    /// Plain ASCII lines and bars, for terminals without box-drawing or braille characters.
+    #[arg(long)]
+    pub ascii: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,6 +70,17 @@ pub enum Command {
     Datasets(datasets::DatasetsCmd),
     /// Measure parts of cdw on this machine: `cdw bench data`.
     Bench(bench::BenchCmd),
+    /// The runs under --records as a table (the workbench's Runs screen, headless).
+    Runs(RunsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub roots: RunRoots,
+    /// One JSON document (an array of runs) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the configuration comes from.
@@ -213,7 +251,17 @@ impl From<ConfigError> for Failure {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
+    let Some(command) = cli.command else {
+        return crate::tui::run(&crate::tui::Options {
+            records: cli.ui.roots.records,
+            checkpoints: cli.ui.roots.checkpoints,
+            config: cli.ui.config,
+            theme: cli.ui.theme,
+            ascii: cli.ui.ascii,
+        });
+    };
+    let result = match command {
+        Command::Runs(args) => runs::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Info => info::run().map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args),
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),

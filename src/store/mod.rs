@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod interchange;
 pub mod lock;
 pub mod records;
+pub mod runs;
 pub mod tensors;
 pub mod torch_file;
 
