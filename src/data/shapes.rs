@@ -30,6 +30,9 @@ pub struct ShapeAttributes {
     pub texture: usize,
     /// Hue of the background in [0, 1).
     pub background_hue: f64,
+    /// Seed of the `noise` texture's pixels (unused by the other textures), so that
+    /// [`render`] redraws the image from its attributes alone.
+    pub noise_seed: u64,
 }
 
 /// Generates `count` images of `resolution` x `resolution` pixels from `seed`. The same arguments
@@ -51,9 +54,9 @@ pub fn generate(count: usize, resolution: u32, seed: u64) -> (ImageSet, Vec<Shap
             rotation: rng.gen_range(0.0..std::f64::consts::TAU),
             texture: rng.gen_range(0..TEXTURE_NAMES.len()),
             background_hue: rng.gen(),
+            noise_seed: rng.gen(),
         };
-        let noise_seed: u64 = rng.gen();
-        images.push(render(&attr, resolution, noise_seed));
+        images.push(render(&attr, resolution));
         labels.push(shape as i64);
         attributes.push(attr);
     }
@@ -72,8 +75,10 @@ pub fn generate(count: usize, resolution: u32, seed: u64) -> (ImageSet, Vec<Shap
     (set, attributes)
 }
 
-fn render(a: &ShapeAttributes, res: u32, noise_seed: u64) -> RgbImage {
-    let mut noise = ChaCha8Rng::seed_from_u64(noise_seed);
+/// Draws the image that `a` describes at `res` x `res` pixels: the generator's own drawing, so an
+/// image regenerated from its recorded attributes equals the generated one.
+pub fn render(a: &ShapeAttributes, res: u32) -> RgbImage {
+    let mut noise = ChaCha8Rng::seed_from_u64(a.noise_seed);
     let bg_a = hsv_to_rgb(a.background_hue, 0.35, 0.75);
     let bg_b = hsv_to_rgb(a.background_hue, 0.35, 0.45);
     let fg = hsv_to_rgb(a.hue, 0.9, 0.95);
@@ -188,6 +193,24 @@ mod tests {
             let want = [to_u8(fg[0]), to_u8(fg[1]), to_u8(fg[2])];
             assert_eq!(px.0, want, "centre pixel of a {}", CLASS_NAMES[a.shape]);
         }
+    }
+
+    #[test]
+    fn an_image_regenerated_from_its_attributes_has_the_same_pixels() {
+        let (set, attrs) = generate(24, 32, 5);
+        assert!(
+            attrs.iter().any(|a| a.texture == 2),
+            "no noise texture drawn"
+        );
+        for (im, a) in set.images.iter().zip(&attrs) {
+            assert_eq!(im, &render(a, 32), "{a:?}");
+        }
+        // Another attribute value draws other pixels.
+        let moved = ShapeAttributes {
+            x: attrs[0].x + 0.1,
+            ..attrs[0]
+        };
+        assert_ne!(set.images[0], render(&moved, 32));
     }
 
     #[test]
