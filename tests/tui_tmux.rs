@@ -150,6 +150,23 @@ fn a_training_started_from_the_ui_survives_quitting_and_a_dropped_terminal() {
         completed_epochs(&run) > before
     });
 
+    // Enter opens its dashboard: the epoch gauge and the loss chart move as it trains.
+    tmux(&["send-keys", "-t", "e2e", "Enter"]);
+    wait_for("the dashboard", 20, || screen().contains("loss · steps"));
+    let shown = dashboard_epoch(&screen()).expect("an epoch gauge");
+    wait_for("the dashboard's epoch to advance", 120, || {
+        dashboard_epoch(&screen()).is_some_and(|e| e > shown)
+    });
+    assert!(
+        screen().contains("shapes / bs16_lr0.0003_ResNet18"),
+        "{}",
+        screen()
+    );
+    tmux(&["send-keys", "-t", "e2e", "Escape"]);
+    wait_for("the Runs screen again", 20, || {
+        screen().contains("Enter open")
+    });
+
     // q quits the UI with a note; the training goes on.
     tmux(&["send-keys", "-t", "e2e", "q"]);
     wait_for("the UI to exit", 20, || screen().contains("UI-EXITED"));
@@ -189,6 +206,15 @@ fn a_training_started_from_the_ui_survives_quitting_and_a_dropped_terminal() {
     wait_for("the training to exit", 30, || !alive(train_pid));
     tmux(&["kill-server"]);
     drop(cleanup);
+}
+
+/// The completed epochs the dashboard's gauge shows (`epoch     3/500 ...`).
+fn dashboard_epoch(screen: &str) -> Option<usize> {
+    let line = screen
+        .lines()
+        .find(|l| l.trim_start().starts_with("epoch "))?;
+    let count = line.trim_start()["epoch ".len()..].trim_start();
+    count.split('/').next()?.trim().parse().ok()
 }
 
 /// Kills the training if the test fails half-way, so no process outlives it.

@@ -3,6 +3,7 @@
 //! `bench/`; this file holds the dispatch and what they share (machine load, CPU time).
 
 mod data;
+mod tui;
 
 use std::time::Duration;
 
@@ -21,11 +22,15 @@ pub enum BenchWhat {
     /// Two-view data pipeline throughput (images/s) through the batch loader, for CIFAR-sized
     /// images and a JPEG folder, per worker count; JPEG decoding timed separately.
     Data(data::DataArgs),
+    /// Frame time of the workbench's dashboard over a 1000-epoch, 100,000-step run (median and
+    /// p99), at 80x24 and 200x60.
+    Tui(tui::TuiArgs),
 }
 
 pub fn run(cmd: &BenchCmd) -> Result<(), Failure> {
     match &cmd.what {
         BenchWhat::Data(args) => data::run(args),
+        BenchWhat::Tui(args) => tui::run(args),
     }
 }
 

@@ -46,12 +46,27 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Failure> {
 /// t-SNE maps); progress goes to `reporter` as [`Event::EvaluationProgress`] of the model's epoch
 /// (0 when unknown).
 fn evaluate(args: &EvaluateArgs, reporter: &mut dyn Reporter) -> Result<EvaluateReport, Failure> {
-    let cfg = args.config.resolve()?;
+    let cfg = match &args.run {
+        Some(run) => super::train::run_dir("--run", run, &args.roots.records)?
+            .read_config(&args.config.set)
+            .map_err(Failure::usage)?,
+        None => args.config.resolve()?,
+    };
     let device = device::resolve(cfg.device).map_err(Failure::usage)?;
     let paths = args.roots.paths(&cfg);
     let source = match (&args.model, args.epoch) {
         (Some(path), _) => EvaluatedModel::File(path.clone()),
         (None, Some(epoch)) => EvaluatedModel::File(epoch_weights(&paths.checkpoints, epoch)?),
+        (None, None) if args.run.is_some() => {
+            let last = paths.checkpoints.last_path();
+            if !last.is_file() {
+                return Err(Failure::usage(format!(
+                    "--run: the run has no checkpoint to evaluate ({} does not exist); pass --model PATH",
+                    last.display()
+                )));
+            }
+            EvaluatedModel::File(last)
+        }
         (None, None) => EvaluatedModel::Initialised,
     };
     let (_vs, net, spec, epoch) = match &source {

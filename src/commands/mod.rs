@@ -182,6 +182,11 @@ pub struct ExportArgs {
 pub struct EvaluateArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Evaluate a run: its records directory, or DATASET/EXPERIMENT under --records. The config
+    /// is the run's snapshot (with --set on top); without --epoch or --model, its latest
+    /// checkpoint is evaluated.
+    #[arg(long, value_name = "RUN", conflicts_with = "dataset")]
+    pub run: Option<PathBuf>,
     /// Evaluate the model (or checkpoint) this run kept at epoch N.
     #[arg(long, value_name = "N", conflicts_with = "model")]
     pub epoch: Option<i64>,

@@ -44,9 +44,9 @@ struct Plan {
     start: Start,
 }
 
-/// The run directory `--resume RUN` names: a directory with a config snapshot, or
-/// DATASET/EXPERIMENT under `records`.
-fn resume_dir(run: &Path, records: &Path) -> Result<RunDir, Failure> {
+/// The run directory `--resume RUN` (or another `flag`) names: a directory with a config
+/// snapshot, or DATASET/EXPERIMENT under `records`.
+pub(super) fn run_dir(flag: &str, run: &Path, records: &Path) -> Result<RunDir, Failure> {
     for candidate in [run.to_path_buf(), records.join(run)] {
         let dir = RunDir { path: candidate };
         if dir.config_path().is_file() {
@@ -54,7 +54,7 @@ fn resume_dir(run: &Path, records: &Path) -> Result<RunDir, Failure> {
         }
     }
     Err(Failure::usage(format!(
-        "--resume {}: no run there (expected a run directory holding config.yaml, e.g. {}/shapes/bs64_lr0.0003_ResNet18, or DATASET/EXPERIMENT under {})",
+        "{flag} {}: no run there (expected a run directory holding config.yaml, e.g. {}/shapes/bs64_lr0.0003_ResNet18, or DATASET/EXPERIMENT under {})",
         run.display(),
         records.display(),
         records.display()
@@ -75,7 +75,7 @@ fn plan(args: &TrainArgs) -> Result<Plan, Failure> {
         };
         return Ok(Plan { cfg, paths, start });
     };
-    let dir = resume_dir(run, &args.roots.records)?;
+    let dir = run_dir("--resume", run, &args.roots.records)?;
     let cfg = dir.read_config(&args.config.set).map_err(Failure::usage)?;
     if cfg.experiment_name() != dir.experiment() {
         return Err(Failure::usage(format!(

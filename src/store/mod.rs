@@ -5,6 +5,7 @@
 //! status.json, records_<experiment>.csv, lock, tsne/}` and `<checkpoints>/<dataset>/<experiment>/` (see [`checkpoint`]).
 
 pub mod checkpoint;
+pub mod follow;
 pub mod interchange;
 pub mod lock;
 pub mod records;

@@ -8,8 +8,13 @@
 //! changed something.
 
 pub mod app;
+pub mod bench;
+pub mod dashboard;
+pub mod feed;
+pub mod gpu;
 pub mod jobs;
 pub mod runs;
+pub mod series;
 pub mod theme;
 pub mod widgets;
 
@@ -144,7 +149,9 @@ async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
     ctx: &mut Ctx,
 ) -> io::Result<()> {
-    let mut app = App::new(Box::new(runs::RunsScreen::new(ctx)));
+    let mut app = App::new(Box::new(
+        runs::RunsScreen::new(ctx).with_open_run(open_dashboard),
+    ));
     let mut input = EventStream::new();
     let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -184,6 +191,11 @@ async fn event_loop(
             return Ok(());
         }
     }
+}
+
+/// Enter on the Runs screen: the run's live dashboard.
+pub fn open_dashboard(run: &crate::store::runs::RunSummary, ctx: &mut Ctx) -> app::Cmd {
+    app::Cmd::Push(Box::new(dashboard::Dashboard::open(run, ctx)))
 }
 
 fn now_second() -> u64 {

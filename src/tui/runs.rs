@@ -107,6 +107,12 @@ impl RunsScreen {
         s
     }
 
+    /// Sets what Enter opens.
+    pub fn with_open_run(mut self, open_run: OpenRun) -> RunsScreen {
+        self.open_run = open_run;
+        self
+    }
+
     /// Sets what Enter and n open.
     pub fn with_screens(mut self, open_run: OpenRun, open_new: OpenNew) -> RunsScreen {
         self.open_run = open_run;
