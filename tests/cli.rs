@@ -195,3 +195,57 @@ fn ctrl_c_stops_after_the_current_step() {
     let rows = cdw::store::read_metrics(&run.join("metrics.csv")).unwrap();
     assert_eq!(rows.len(), text.lines().count() - 1);
 }
+
+#[test]
+fn config_fields_json_describes_every_field_for_an_editor() {
+    let out = Command::new(CDW)
+        .args(["config", "fields", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fields: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 33, "{names:?}");
+    assert_eq!(names[..3], ["batch_size", "epochs", "learning_rate"]);
+    let field = |n: &str| fields.iter().find(|f| f["name"] == n).unwrap().clone();
+    let backbone = field("backbone");
+    assert_eq!(backbone["group"], "network");
+    assert_eq!(backbone["kind"], "choice");
+    assert_eq!(
+        backbone["choices"],
+        serde_json::json!(["ResNet18", "ResNet34", "ResNet50"])
+    );
+    assert_eq!(backbone["default"], "ResNet34");
+    let bs = field("batch_size");
+    assert_eq!(
+        (&bs["kind"], &bs["default"], &bs["allowed"], &bs["group"]),
+        (
+            &"int".into(),
+            &128.into(),
+            &"an integer >= 2".into(),
+            &"optimisation".into()
+        )
+    );
+    assert_eq!(field("evaluation_mode")["open"], true);
+    assert_eq!(field("custom_datasets")["kind"], "list");
+    assert_eq!(field("use_scheduler")["kind"], "bool");
+    assert_eq!(field("shapes_images")["group"], "cdw");
+    assert!(fields
+        .iter()
+        .all(|f| !f["about"].as_str().unwrap().is_empty()));
+
+    let out = Command::new(CDW)
+        .args(["config", "fields"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("# optimisation\nbatch_size             128        an integer >= 2\n"),
+        "{text}"
+    );
+    assert!(text.contains("# additions of cdw\n"), "{text}");
+}

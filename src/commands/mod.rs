@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, ConfigFile, FIELDS};
+use crate::config::{Config, ConfigError, ConfigFile, Kind, FIELDS};
 use crate::store::RunPaths;
 
 /// cdw: train and study Contrastive Disentangling (CD) image models from a terminal.
@@ -220,8 +220,13 @@ pub struct ConfigCmd {
 pub enum ConfigAction {
     /// Print the resolved configuration and experiment name.
     Show(ConfigArgs),
-    /// List every config field and what it accepts.
-    Fields,
+    /// List every config field: its group, what it accepts, its default and what it does.
+    Fields {
+        /// One JSON object per field (name, group, kind, choices, default, allowed, about), as a
+        /// JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// An error with the exit code it deserves.
@@ -285,6 +290,59 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// `cdw config fields --json`: what an editor needs to offer each field.
+pub fn fields_json() -> serde_json::Value {
+    let fields: Vec<serde_json::Value> = FIELDS
+        .iter()
+        .map(|f| {
+            let (kind, choices, open) = match f.kind {
+                Kind::Choice { choices, open } => ("choice", choices.to_vec(), open),
+                Kind::Int => ("int", vec![], false),
+                Kind::Float => ("float", vec![], false),
+                Kind::Bool => ("bool", vec![], false),
+                Kind::List => ("list", vec![], false),
+                Kind::Text => ("text", vec![], false),
+                Kind::Path => ("path", vec![], false),
+            };
+            let mut o = serde_json::json!({
+                "name": f.name,
+                "group": f.group,
+                "kind": kind,
+                "default": serde_json::to_value(f.default_value()).unwrap_or_default(),
+                "allowed": f.allowed,
+                "about": f.about,
+            });
+            if kind == "choice" {
+                o["choices"] = serde_json::json!(choices);
+                o["open"] = serde_json::json!(open);
+            }
+            o
+        })
+        .collect();
+    serde_json::Value::Array(fields)
+}
+
+/// `cdw config fields`: the fields under their group headings.
+fn fields_table() -> String {
+    let mut out = String::new();
+    let mut group = None;
+    for f in FIELDS {
+        if group != Some(f.group) {
+            group = Some(f.group);
+            out.push_str(&format!("# {}\n", f.group.title()));
+        }
+        out.push_str(&format!(
+            "{:<22} {:<10} {}\n{:<33}{}\n",
+            f.name,
+            f.show(&Config::default()),
+            f.allowed,
+            "",
+            f.about
+        ));
+    }
+    out
+}
+
 fn config_cmd(c: ConfigCmd) -> Result<(), Failure> {
     match c.action {
         ConfigAction::Show(args) => {
@@ -292,9 +350,11 @@ fn config_cmd(c: ConfigCmd) -> Result<(), Failure> {
             println!("# experiment: {}", cfg.experiment_name());
             print!("{}", cfg.to_yaml()?);
         }
-        ConfigAction::Fields => {
-            for f in FIELDS {
-                println!("{:<22} {}", f.name, f.allowed);
+        ConfigAction::Fields { json } => {
+            if json {
+                println!("{}", fields_json());
+            } else {
+                print!("{}", fields_table());
             }
         }
     }

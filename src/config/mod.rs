@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_yaml::Value;
 
-pub use fields::FIELDS;
+pub use fields::{Field, Group, Kind, FIELDS};
 pub use pyfmt::python_float;
 
 /// The configuration shipped with the project (`config/config.yaml`), embedded so the binary works

@@ -152,7 +152,8 @@ impl Dashboard {
         } else {
             d.load_records();
         }
-        if d.feed.steps.is_empty() {
+        // Records without an event log have no steps; a live run's steps are on their way.
+        if d.from_records && d.feed.steps.is_empty() {
             d.view.axis = XAxis::Epochs;
         }
         d.poll(ctx);
@@ -593,7 +594,7 @@ impl Dashboard {
         );
     }
 
-    /// `running · cuda:0 · 81.4 img/s`, what the evaluation is doing, or why the run ended.
+    /// `running · cuda:0 · 81.4 img/s · loss 2.8710`, what the evaluation is doing, or why the run ended.
     fn state_line(&self, ctx: &Ctx) -> Line<'static> {
         let f = &self.feed;
         let mut spans = vec![Span::styled(
@@ -609,6 +610,10 @@ impl Dashboard {
         }
         if f.images_per_sec > 0.0 && self.run.shown.is_live() {
             add(format!("{:.1} img/s", f.images_per_sec), ctx.theme.text);
+        }
+        // The latest total loss: of the last step, or of the last epoch from the records.
+        if let Some(p) = f.steps.last().or(f.epoch_rows.last().map(|r| &r.loss)) {
+            add(format!("loss {:.4}", p.total), ctx.theme.text);
         }
         if let Some(p) = self.eval.as_ref().and_then(|j| j.progress).or(f.evaluating) {
             add(

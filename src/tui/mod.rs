@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod feed;
 pub mod gpu;
 pub mod jobs;
+pub mod newrun;
 pub mod runs;
 pub mod series;
 pub mod theme;
@@ -150,7 +151,7 @@ async fn event_loop(
     ctx: &mut Ctx,
 ) -> io::Result<()> {
     let mut app = App::new(Box::new(
-        runs::RunsScreen::new(ctx).with_open_run(open_dashboard),
+        runs::RunsScreen::new(ctx).with_screens(open_dashboard, open_new_run),
     ));
     let mut input = EventStream::new();
     let mut poll = tokio::time::interval(POLL_EVERY);
@@ -196,6 +197,22 @@ async fn event_loop(
 /// Enter on the Runs screen: the run's live dashboard.
 pub fn open_dashboard(run: &crate::store::runs::RunSummary, ctx: &mut Ctx) -> app::Cmd {
     app::Cmd::Push(Box::new(dashboard::Dashboard::open(run, ctx)))
+}
+
+/// n on the Runs screen: the New-run screen.
+pub fn open_new_run(ctx: &mut Ctx) -> app::Cmd {
+    match newrun::NewRunScreen::new(ctx, open_launched) {
+        Ok(s) => app::Cmd::Push(Box::new(s)),
+        Err(e) => app::Cmd::Note(format!("error: {e}")),
+    }
+}
+
+/// After a launch from the New-run screen: the new run's dashboard in its place.
+fn open_launched(dir: &std::path::Path, ctx: &mut Ctx) -> app::Cmd {
+    match crate::store::runs::summarize(dir, ctx.now) {
+        Some(run) => app::Cmd::Replace(Box::new(dashboard::Dashboard::open(&run, ctx))),
+        None => app::Cmd::Note(format!("error: no run appeared in {}", dir.display())),
+    }
 }
 
 fn now_second() -> u64 {
