@@ -336,7 +336,9 @@ fn filter_line_blocks<const BLOCK: usize>(
         let x = b * BLOCK;
         let mut acc = [0.0f32; BLOCK];
         for (j, &w) in weights.iter().enumerate() {
-            let s: &[f32; BLOCK] = src[j * stride + x..][..BLOCK].try_into().unwrap();
+            let s: &[f32; BLOCK] = src[j * stride + x..][..BLOCK]
+                .try_into()
+                .expect("a slice of BLOCK elements");
             for (a, &v) in acc.iter_mut().zip(s) {
                 *a += w * v;
             }
