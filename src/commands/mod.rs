@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, ConfigFile, Kind, FIELDS};
+use crate::config::{Config, ConfigError, ConfigFile, Field, Kind, FIELDS};
 use crate::store::RunPaths;
 
 /// cdw: train and study Contrastive Disentangling (CD) image models from a terminal.
@@ -295,24 +295,15 @@ pub fn fields_json() -> serde_json::Value {
     let fields: Vec<serde_json::Value> = FIELDS
         .iter()
         .map(|f| {
-            let (kind, choices, open) = match f.kind {
-                Kind::Choice { choices, open } => ("choice", choices.to_vec(), open),
-                Kind::Int => ("int", vec![], false),
-                Kind::Float => ("float", vec![], false),
-                Kind::Bool => ("bool", vec![], false),
-                Kind::List => ("list", vec![], false),
-                Kind::Text => ("text", vec![], false),
-                Kind::Path => ("path", vec![], false),
-            };
             let mut o = serde_json::json!({
                 "name": f.name,
                 "group": f.group,
-                "kind": kind,
+                "kind": f.kind.name(),
                 "default": serde_json::to_value(f.default_value()).unwrap_or_default(),
                 "allowed": f.allowed,
                 "about": f.about,
             });
-            if kind == "choice" {
+            if let Kind::Choice { choices, open } = f.kind {
                 o["choices"] = serde_json::json!(choices);
                 o["open"] = serde_json::json!(open);
             }
@@ -326,18 +317,14 @@ pub fn fields_json() -> serde_json::Value {
 fn fields_table() -> String {
     let mut out = String::new();
     let mut group = None;
-    for f in FIELDS {
+    for (f, default) in FIELDS.iter().zip(Field::show_all(&Config::default())) {
         if group != Some(f.group) {
             group = Some(f.group);
             out.push_str(&format!("# {}\n", f.group.title()));
         }
         out.push_str(&format!(
             "{:<22} {:<10} {}\n{:<33}{}\n",
-            f.name,
-            f.show(&Config::default()),
-            f.allowed,
-            "",
-            f.about
+            f.name, default, f.allowed, "", f.about
         ));
     }
     out

@@ -37,8 +37,7 @@ impl Group {
 }
 
 /// What kind of value a field holds, for an editor: choices cycle, booleans toggle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Int,
     Float,
@@ -52,6 +51,21 @@ pub enum Kind {
     List,
     Text,
     Path,
+}
+
+impl Kind {
+    /// The kind's name in `cdw config fields --json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Int => "int",
+            Kind::Float => "float",
+            Kind::Bool => "bool",
+            Kind::Choice { .. } => "choice",
+            Kind::List => "list",
+            Kind::Text => "text",
+            Kind::Path => "path",
+        }
+    }
 }
 
 /// One config key and what it accepts.
@@ -83,6 +97,15 @@ impl Field {
     /// The field's value in `cfg` as one line of text that `--set` takes back.
     pub fn show(&self, cfg: &Config) -> String {
         show_value(&self.get(cfg))
+    }
+
+    /// [`Field::show`] of every field of [`FIELDS`], in order, from one serialisation of `cfg`.
+    pub fn show_all(cfg: &Config) -> Vec<String> {
+        let map = serde_yaml::to_value(cfg).unwrap_or(Value::Null);
+        FIELDS
+            .iter()
+            .map(|f| show_value(map.get(f.name).unwrap_or(&Value::Null)))
+            .collect()
     }
 
     /// The field's default: its value in the built-in config's `common` block (SPEC 2.9).
@@ -623,8 +646,9 @@ mod tests {
     fn every_value_shown_goes_back_through_set_unchanged() {
         for dataset in ["shapes", "cifar10"] {
             let cfg = ConfigFile::builtin().resolve(dataset, &[]).unwrap();
-            for f in FIELDS {
-                let shown = f.show(&cfg);
+            let all = Field::show_all(&cfg);
+            for (f, shown) in FIELDS.iter().zip(all) {
+                assert_eq!(f.show(&cfg), shown, "{}", f.name);
                 let mut again = cfg.clone();
                 again
                     .apply_overrides(&[format!("{}={shown}", f.name)])

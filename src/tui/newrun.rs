@@ -58,9 +58,9 @@ pub struct Form {
     pub error: Option<String>,
 }
 
-/// A field's value as one line of YAML text (what `--set` takes back).
-fn value_of(cfg: &Config, name: &str) -> String {
-    Field::named(name).map_or_else(String::new, |f| f.show(cfg))
+/// Whether a run has been started in `dir` (its config snapshot is written first).
+fn run_exists(dir: &RunDir) -> bool {
+    dir.config_path().is_file()
 }
 
 impl Form {
@@ -90,8 +90,10 @@ impl Form {
         self.cfg = cfg;
         self.sets
             .retain(|s| s.split_once('=').map(|(k, _)| k) != Some(field));
-        if value_of(&self.cfg, field) != value_of(&self.defaults, field) {
-            self.sets.push(arg);
+        if let Some(f) = Field::named(field) {
+            if f.show(&self.cfg) != f.show(&self.defaults) {
+                self.sets.push(arg);
+            }
         }
         Ok(())
     }
@@ -100,14 +102,15 @@ impl Form {
     pub fn diff(&self) -> Vec<(&'static str, String, String)> {
         FIELDS
             .iter()
-            .filter_map(|f| {
-                let (a, b) = (
-                    value_of(&self.defaults, f.name),
-                    value_of(&self.cfg, f.name),
-                );
-                (a != b).then_some((f.name, a, b))
-            })
+            .zip(Field::show_all(&self.defaults))
+            .zip(Field::show_all(&self.cfg))
+            .filter_map(|((f, was), now)| (was != now).then_some((f.name, was, now)))
             .collect()
+    }
+
+    /// The run folder this form's training writes to.
+    pub fn run_dir(&self, records: &std::path::Path) -> RunDir {
+        RunDir::for_config(records, &self.cfg)
     }
 
     /// The `cdw train` arguments of this form.
@@ -232,15 +235,11 @@ impl NewRunScreen {
         }
     }
 
-    fn run_dir(&self, ctx: &Ctx) -> Option<PathBuf> {
-        let f = self.form.as_ref()?;
-        Some(RunDir::for_config(&ctx.records, &f.cfg).path)
-    }
-
     fn launch(&mut self, fresh: bool, ctx: &mut Ctx) -> Cmd {
-        let (Some(form), Some(dir)) = (self.form.as_ref(), self.run_dir(ctx)) else {
+        let Some(form) = self.form.as_ref() else {
             return Cmd::Done;
         };
+        let dir = form.run_dir(&ctx.records).path;
         let mut args = form.args();
         if fresh {
             args.push("--fresh".into());
@@ -252,15 +251,15 @@ impl NewRunScreen {
     }
 
     fn ask_launch(&mut self, ctx: &mut Ctx) -> Cmd {
-        let Some(dir) = self.run_dir(ctx) else {
+        let Some(dir) = self.form.as_ref().map(|f| f.run_dir(&ctx.records)) else {
             return Cmd::Done;
         };
-        if !dir.join("config.yaml").is_file() {
+        if !run_exists(&dir) {
             return self.launch(false, ctx);
         }
         Cmd::Ask(Question {
             tag: "existing",
-            title: format!("{} exists", ctx.show_path(&dir)),
+            title: format!("{} exists", ctx.show_path(&dir.path)),
             lines: vec![
                 "A run of this experiment is there already.".into(),
                 "y: resume it from its latest checkpoint (the config's `reload`)".into(),
@@ -482,6 +481,8 @@ fn draw_form(form: &Form, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         .position(|r| *r == Some(form.row))
         .unwrap_or(0);
     let first = (at + 1).saturating_sub(rows);
+    // Every value shown, from one serialisation of each config per frame.
+    let (now, was) = (Field::show_all(&form.cfg), Field::show_all(&form.defaults));
     let mut lines: Vec<Line> = listed
         .iter()
         .enumerate()
@@ -496,9 +497,9 @@ fn draw_form(form: &Form, frame: &mut Frame, area: Rect, ctx: &Ctx) {
             let selected = i == form.row;
             let value = match (&form.editing, selected) {
                 (Some(input), true) => format!("{}▏", input.value()),
-                _ => f.show(&form.cfg),
+                _ => now[i].clone(),
             };
-            let changed = f.show(&form.defaults) != f.show(&form.cfg);
+            let changed = was[i] != now[i];
             let hint = match f.kind {
                 Kind::Bool | Kind::Choice { .. } if selected && form.editing.is_none() => " ‹›",
                 _ => "",
@@ -542,8 +543,7 @@ fn draw_form(form: &Form, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         Span::styled("experiment ", ctx.theme.dim),
         Span::styled(form.cfg.experiment_name(), ctx.theme.title),
     ])];
-    let dir = RunDir::for_config(&ctx.records, &form.cfg).path;
-    if dir.join("config.yaml").is_file() {
+    if run_exists(&form.run_dir(&ctx.records)) {
         lines.push(Line::from(Span::styled(
             "exists: launching asks to resume it or start afresh",
             ctx.theme.warn,
