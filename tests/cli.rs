@@ -249,3 +249,38 @@ fn config_fields_json_describes_every_field_for_an_editor() {
     );
     assert!(text.contains("# additions of cdw\n"), "{text}");
 }
+
+#[test]
+fn records_print_shows_a_reference_folder_and_refuses_a_missing_path() {
+    let runs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs");
+    let out = Command::new(CDW)
+        .args(["records", "--print"])
+        .arg(runs.join("cifar10/reference_CD"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "# cifar10/reference_CD");
+    assert!(lines[1].starts_with("epoch  best_nmi_feature"), "{text}");
+    assert_eq!(
+        lines.len(),
+        2 + 10 + 1,
+        "a header, ten marks, a blank line: {text}"
+    );
+    // The best of each score column is the last mark's, marked with *.
+    assert!(
+        lines[11].starts_with(" 1000") && lines[11].contains("0.7429*"),
+        "{text}"
+    );
+    let out = Command::new(CDW)
+        .args(["records", "--print", "no/such/folder"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("no/such/folder: no such file or folder"),
+        "{err}"
+    );
+}

@@ -72,6 +72,23 @@ pub enum Command {
     Bench(bench::BenchCmd),
     /// The runs under --records as a table (the workbench's Runs screen, headless).
     Runs(RunsArgs),
+    /// Browse records CSVs in the workbench: a run folder (metrics.csv joined with
+    /// evaluation.csv), a CSV file (cdw's or the reference's transposed records_*.csv), or a
+    /// folder of them. `--print` writes the tables to stdout instead.
+    Records(RecordsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordsArgs {
+    /// CSV files, run folders, or folders of CSV files (a dataset's folder opens its runs).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print each table as text (best value of each column marked with *) instead of opening
+    /// the workbench.
+    #[arg(long)]
+    pub print: bool,
+    #[command(flatten)]
+    pub ui: UiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -268,10 +285,22 @@ pub fn run(cli: Cli) -> ExitCode {
             config: cli.ui.config,
             theme: cli.ui.theme,
             ascii: cli.ui.ascii,
+            open_records: Vec::new(),
         });
     };
     let result = match command {
         Command::Runs(args) => runs::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Records(args) if args.print => {
+            runs::print_records(&args.paths).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Records(args) => Ok(crate::tui::run(&crate::tui::Options {
+            records: args.ui.roots.records,
+            checkpoints: args.ui.roots.checkpoints,
+            config: args.ui.config,
+            theme: args.ui.theme,
+            ascii: args.ui.ascii,
+            open_records: args.paths,
+        })),
         Command::Info => info::run().map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args),
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),

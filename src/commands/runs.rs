@@ -103,3 +103,56 @@ pub fn table(runs: &[RunSummary], now: SystemTime) -> String {
     }
     out
 }
+
+/// `cdw records PATH... --print`: every table as aligned text, each column's best value marked
+/// with `*`, a bad line named under its table. A path that does not open is an error (exit 2).
+pub fn print_records(paths: &[std::path::PathBuf]) -> Result<(), Failure> {
+    for path in paths {
+        let sources = crate::store::table::open_path(path).map_err(Failure::usage)?;
+        for s in sources {
+            println!("# {}", s.name);
+            match &s.table {
+                Ok(t) => print!("{}", records_text(t)),
+                Err(e) => println!("error: {e}"),
+            }
+            println!();
+        }
+    }
+    Ok(())
+}
+
+/// A table as aligned text: the x column, then every metric; `*` after each column's best.
+pub fn records_text(t: &crate::store::table::Table) -> String {
+    let best: Vec<Option<usize>> = (0..t.columns.len()).map(|c| t.best_row(c)).collect();
+    let mut rows: Vec<Vec<String>> = vec![std::iter::once(t.x.clone())
+        .chain(t.columns.iter().cloned())
+        .collect()];
+    for r in 0..t.rows() {
+        let mut row = vec![format!("{}", t.xs[r])];
+        for (c, b) in best.iter().enumerate() {
+            let mark = if *b == Some(r) { "*" } else { "" };
+            row.push(
+                t.get(r, c)
+                    .map_or_else(|| "-".into(), |v| format!("{v}{mark}")),
+            );
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..=t.columns.len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:>w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    if let Some(p) = &t.problem {
+        out.push_str(&format!("skipped {p}\n"));
+    }
+    out
+}

@@ -10,6 +10,7 @@ pub mod interchange;
 pub mod lock;
 pub mod records;
 pub mod runs;
+pub mod table;
 pub mod tensors;
 pub mod torch_file;
 

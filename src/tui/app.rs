@@ -180,6 +180,11 @@ impl App {
         }
     }
 
+    /// Opens `screen` on top (Esc comes back to the one below).
+    pub fn open(&mut self, screen: Box<dyn Screen>) {
+        self.stack.push(screen);
+    }
+
     /// The screen on top.
     pub fn top(&mut self) -> &mut dyn Screen {
         let last = self.stack.len() - 1;

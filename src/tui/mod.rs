@@ -14,6 +14,8 @@ pub mod feed;
 pub mod gpu;
 pub mod jobs;
 pub mod newrun;
+pub mod plot;
+pub mod records;
 pub mod runs;
 pub mod series;
 pub mod theme;
@@ -54,6 +56,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     pub theme: Option<PathBuf>,
     pub ascii: bool,
+    /// `cdw records PATH...`: open the Records screen of these files and folders first.
+    pub open_records: Vec<PathBuf>,
 }
 
 /// The user's folder for `theme.yaml` and other settings (XDG config dir on Linux).
@@ -78,6 +82,18 @@ pub fn run(opts: &Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Paths are read before the terminal is taken, so a bad one is a plain error message.
+    let first_records = if opts.open_records.is_empty() {
+        None
+    } else {
+        match records::RecordsScreen::for_paths(&opts.open_records) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
     let mut ctx = Ctx::new(opts.records.clone(), opts.checkpoints.clone());
     ctx.config = opts.config.clone();
     ctx.theme = theme;
@@ -85,7 +101,7 @@ pub fn run(opts: &Options) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .and_then(|rt| rt.block_on(session(&mut ctx)));
+        .and_then(|rt| rt.block_on(session(&mut ctx, first_records)));
     match result {
         Ok(()) => {
             if let Some(note) = quit_note(&ctx) {
@@ -127,7 +143,7 @@ fn restore() {
     let _ = execute!(io::stdout(), ratatui::crossterm::cursor::Show);
 }
 
-async fn session(ctx: &mut Ctx) -> io::Result<()> {
+async fn session(ctx: &mut Ctx, first: Option<records::RecordsScreen>) -> io::Result<()> {
     enable_raw_mode()?;
     execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     // A panic anywhere restores the terminal first, then prints a readable message.
@@ -139,7 +155,7 @@ async fn session(ctx: &mut Ctx) -> io::Result<()> {
     }));
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
-    let result = event_loop(&mut terminal, ctx).await;
+    let result = event_loop(&mut terminal, ctx, first).await;
     restore();
     let _ = std::panic::take_hook();
     io::stdout().flush()?;
@@ -149,10 +165,14 @@ async fn session(ctx: &mut Ctx) -> io::Result<()> {
 async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
     ctx: &mut Ctx,
+    first: Option<records::RecordsScreen>,
 ) -> io::Result<()> {
     let mut app = App::new(Box::new(
         runs::RunsScreen::new(ctx).with_screens(open_dashboard, open_new_run),
     ));
+    if let Some(screen) = first {
+        app.open(Box::new(screen));
+    }
     let mut input = EventStream::new();
     let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -377,6 +377,7 @@ impl Screen for RunsScreen {
             KeyHelp::main("r", "resume"),
             KeyHelp::main("s", "stop"),
             KeyHelp::main("d", "delete"),
+            KeyHelp::main("t", "records"),
             KeyHelp::main("/", "filter"),
             KeyHelp::main("o", "sort"),
             KeyHelp::more("O", "reverse the order"),
@@ -410,6 +411,15 @@ impl Screen for RunsScreen {
                 self.apply_view(keep.as_deref());
             }
             KeyCode::Char('n') => return (self.open_new)(ctx),
+            KeyCode::Char('t') => match self.selected() {
+                Some(run) => {
+                    return Cmd::Push(Box::new(super::records::RecordsScreen::for_run(
+                        &run.dataset,
+                        &run.path,
+                    )))
+                }
+                None => return Cmd::Done,
+            },
             KeyCode::Enter => match self.selected().cloned() {
                 Some(run) => return (self.open_run)(&run, ctx),
                 None => return Cmd::Done,
