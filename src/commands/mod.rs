@@ -51,6 +51,20 @@ pub struct UiArgs {
     pub ascii: bool,
 }
 
+impl UiArgs {
+    /// The workbench's options, opening the Records screen of `open_records` first (if any).
+    pub fn options(self, open_records: Vec<PathBuf>) -> crate::tui::Options {
+        crate::tui::Options {
+            records: self.roots.records,
+            checkpoints: self.roots.checkpoints,
+            config: self.config,
+            theme: self.theme,
+            ascii: self.ascii,
+            open_records,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Versions (cdw, libtorch), CUDA/cuDNN availability, GPUs and thread count.
@@ -279,28 +293,14 @@ impl From<ConfigError> for Failure {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let Some(command) = cli.command else {
-        return crate::tui::run(&crate::tui::Options {
-            records: cli.ui.roots.records,
-            checkpoints: cli.ui.roots.checkpoints,
-            config: cli.ui.config,
-            theme: cli.ui.theme,
-            ascii: cli.ui.ascii,
-            open_records: Vec::new(),
-        });
+        return crate::tui::run(&cli.ui.options(Vec::new()));
     };
     let result = match command {
         Command::Runs(args) => runs::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Records(args) if args.print => {
             runs::print_records(&args.paths).map(|()| ExitCode::SUCCESS)
         }
-        Command::Records(args) => Ok(crate::tui::run(&crate::tui::Options {
-            records: args.ui.roots.records,
-            checkpoints: args.ui.roots.checkpoints,
-            config: args.ui.config,
-            theme: args.ui.theme,
-            ascii: args.ui.ascii,
-            open_records: args.paths,
-        })),
+        Command::Records(args) => Ok(crate::tui::run(&args.ui.options(args.paths))),
         Command::Info => info::run().map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args),
         Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),

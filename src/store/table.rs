@@ -317,18 +317,85 @@ fn number(cell: &str) -> Result<Option<f64>, ()> {
 pub struct Source {
     /// What the browser calls it (a file name, or `dataset/experiment` for a run).
     pub name: String,
+    /// A CSV file, or a run's folder.
     pub path: PathBuf,
     /// The table, or why it could not be read at all.
     pub table: Result<Table, String>,
+}
+
+impl Source {
+    /// A CSV file, read.
+    pub fn file(path: &Path) -> Source {
+        Source {
+            name: name_of(path),
+            path: path.to_path_buf(),
+            table: Table::read(path).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A run's records, read ([`read_run_table`]), named `dataset/experiment` after its folder
+    /// and the folder above it.
+    pub fn run(dir: &Path) -> Source {
+        let run = RunDir {
+            path: dir.to_path_buf(),
+        };
+        let dataset = dir.parent().map(name_of).unwrap_or_default();
+        Source {
+            name: format!("{dataset}/{}", run.experiment()),
+            path: dir.to_path_buf(),
+            table: read_run_table(&run).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn is_run(&self) -> bool {
+        self.path.is_dir()
+    }
+
+    /// The files the table is read from (those of them that exist).
+    pub fn files(&self) -> Vec<PathBuf> {
+        if self.is_run() {
+            run_files(&RunDir {
+                path: self.path.clone(),
+            })
+            .into_iter()
+            .filter(|f| f.is_file())
+            .collect()
+        } else {
+            vec![self.path.clone()]
+        }
+    }
+
+    /// Reads the table again (after its files changed).
+    pub fn reload(&mut self) {
+        let fresh = if self.is_run() {
+            Source::run(&self.path)
+        } else {
+            Source::file(&self.path)
+        };
+        self.table = fresh.table;
+    }
+}
+
+fn name_of(p: &Path) -> String {
+    p.file_name()
+        .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+}
+
+/// A run's record files, in the order [`read_run_table`] prefers them: `metrics.csv`,
+/// `evaluation.csv`, `records_<experiment>.csv`.
+fn run_files(dir: &RunDir) -> [PathBuf; 3] {
+    [
+        dir.metrics_path(),
+        dir.evaluation_path(),
+        dir.records_path(&dir.experiment()),
+    ]
 }
 
 /// A run's records as one table: `metrics.csv` joined with `evaluation.csv` on the epoch (an
 /// evaluation column named like a metrics column gets `eval_` in front), or, for a run with
 /// neither (a folder of the reference's records), its `records_<experiment>.csv`.
 pub fn read_run_table(dir: &RunDir) -> Result<Table, StoreError> {
-    let metrics = dir.metrics_path();
-    let evals = dir.evaluation_path();
-    let records = dir.records_path(&dir.experiment());
+    let [metrics, evals, records] = run_files(dir);
     let read = |p: &Path| p.is_file().then(|| Table::read(p)).transpose();
     match (read(&metrics)?, read(&evals)?) {
         (Some(m), Some(e)) => Ok(m.join(e, "eval_")),
@@ -344,22 +411,24 @@ pub fn read_run_table(dir: &RunDir) -> Result<Table, StoreError> {
     }
 }
 
+/// The entries of folder `path` that `keep` accepts, sorted by path.
+fn sorted_entries(path: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>, String> {
+    let mut found: Vec<PathBuf> = fs::read_dir(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| keep(p))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// What `cdw records PATH` opens: a CSV file as itself; a run folder (one with `metrics.csv`,
 /// `evaluation.csv` or its own records CSV) as its joined table; any other folder as each of its
-/// CSV files, by name. Unreadable files are kept as sources with their error, so the browser can
-/// say what is wrong with each.
+/// CSV files, by name, or, with none, as the runs below it (a dataset's folder). Unreadable
+/// files are kept as sources with their error, so the browser can say what is wrong with each.
 pub fn open_path(path: &Path) -> Result<Vec<Source>, String> {
-    let name_of = |p: &Path| {
-        p.file_name()
-            .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
-    };
-    let source = |p: &Path, table: Result<Table, StoreError>| Source {
-        name: name_of(p),
-        path: p.to_path_buf(),
-        table: table.map_err(|e| e.to_string()),
-    };
     if path.is_file() {
-        return Ok(vec![source(path, Table::read(path))]);
+        return Ok(vec![Source::file(path)]);
     }
     if !path.is_dir() {
         return Err(format!(
@@ -370,35 +439,20 @@ pub fn open_path(path: &Path) -> Result<Vec<Source>, String> {
     let run = RunDir {
         path: path.to_path_buf(),
     };
-    let is_run = run.metrics_path().is_file()
-        || run.evaluation_path().is_file()
-        || run.records_path(&run.experiment()).is_file();
-    if is_run {
-        let mut s = source(path, read_run_table(&run));
-        let dataset = path.parent().map(name_of).unwrap_or_default();
-        s.name = format!("{dataset}/{}", run.experiment());
-        return Ok(vec![s]);
+    if run_files(&run).iter().any(|f| f.is_file()) {
+        return Ok(vec![Source::run(path)]);
     }
-    let mut files: Vec<PathBuf> = fs::read_dir(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")))
-        .collect();
-    files.sort();
+    let files = sorted_entries(path, |p| {
+        p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"))
+    })?;
     if !files.is_empty() {
-        return Ok(files.iter().map(|p| source(p, Table::read(p))).collect());
+        return Ok(files.iter().map(|p| Source::file(p)).collect());
     }
     // A dataset's folder (or the records root): the runs below it.
     let mut runs = Vec::new();
-    let mut dirs: Vec<PathBuf> = fs::read_dir(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    for d in dirs {
+    for d in sorted_entries(path, Path::is_dir)? {
         if let Ok(found) = open_path(&d) {
-            runs.extend(found.into_iter().filter(|s| s.path.is_dir()));
+            runs.extend(found.into_iter().filter(Source::is_run));
         }
     }
     if runs.is_empty() {

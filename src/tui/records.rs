@@ -20,8 +20,7 @@ use ratatui::Frame;
 use super::app::{Cmd, Ctx, KeyHelp, Screen};
 use super::plot::{self, Curve};
 use super::widgets;
-use crate::store::table::{open_path, read_run_table, Source, Table};
-use crate::store::RunDir;
+use crate::store::table::{open_path, Source, Table};
 
 /// How often a source's files are looked at for changes.
 const RELOAD_EVERY: Duration = Duration::from_secs(2);
@@ -90,15 +89,8 @@ impl RecordsScreen {
     }
 
     /// A run's records (metrics.csv joined with evaluation.csv, or its records CSV).
-    pub fn for_run(dataset: &str, dir: &Path) -> RecordsScreen {
-        let run = RunDir {
-            path: dir.to_path_buf(),
-        };
-        let source = Source {
-            name: format!("{dataset}/{}", run.experiment()),
-            path: dir.to_path_buf(),
-            table: read_run_table(&run).map_err(|e| e.to_string()),
-        };
+    pub fn for_run(dir: &Path) -> RecordsScreen {
+        let source = Source::run(dir);
         RecordsScreen::new(format!("Records {}", source.name), vec![source])
     }
 
@@ -165,11 +157,15 @@ impl RecordsScreen {
     }
 
     fn visible_columns(&self) -> Vec<usize> {
-        self.table().map_or_else(Vec::new, |t| {
-            (0..t.columns.len())
-                .filter(|&c| !self.hidden.contains(&t.columns[c]))
-                .collect()
-        })
+        self.table()
+            .map_or_else(Vec::new, |t| self.visible_columns_of(t))
+    }
+
+    /// The columns of `t` not hidden.
+    fn visible_columns_of(&self, t: &Table) -> Vec<usize> {
+        (0..t.columns.len())
+            .filter(|&c| !self.hidden.contains(&t.columns[c]))
+            .collect()
     }
 
     /// Recomputes the row order after a sort or a reload, keeping the selected row's x.
@@ -244,38 +240,18 @@ impl RecordsScreen {
 
     /// The newest modification time of the files behind the current source.
     fn source_stamp(&self) -> Option<SystemTime> {
-        let s = self.sources.get(self.at)?;
-        let files: Vec<std::path::PathBuf> = if s.path.is_dir() {
-            let run = RunDir {
-                path: s.path.clone(),
-            };
-            vec![
-                run.metrics_path(),
-                run.evaluation_path(),
-                run.records_path(&run.experiment()),
-            ]
-        } else {
-            vec![s.path.clone()]
-        };
-        files
+        self.sources
+            .get(self.at)?
+            .files()
             .iter()
             .filter_map(|f| f.metadata().and_then(|m| m.modified()).ok())
             .max()
     }
 
     fn reload(&mut self) {
-        let Some(s) = self.sources.get(self.at) else {
-            return;
-        };
-        let table = if s.path.is_dir() {
-            read_run_table(&RunDir {
-                path: s.path.clone(),
-            })
-            .map_err(|e| e.to_string())
-        } else {
-            Table::read(&s.path).map_err(|e| e.to_string())
-        };
-        self.sources[self.at].table = table;
+        if let Some(s) = self.sources.get_mut(self.at) {
+            s.reload();
+        }
         self.reorder();
     }
 }
@@ -420,29 +396,32 @@ impl Screen for RecordsScreen {
             Layout::vertical([Constraint::Length(u16::from(many) + 1), Constraint::Min(3)])
                 .areas(area);
         self.draw_top(frame, top, ctx);
-        let table = match self.sources.get(self.at).map(|s| &s.table) {
-            Some(Ok(t)) => t.clone(),
-            Some(Err(e)) => {
-                frame.render_widget(
-                    Paragraph::new(Span::styled(format!("error: {e}"), ctx.theme.error))
-                        .wrap(Wrap { trim: true })
-                        .block(widgets::block(self.source_name(), true, ctx)),
-                    body,
-                );
-                return;
-            }
-            None => {
-                frame.render_widget(
-                    Paragraph::new("nothing to show").block(widgets::block("Records", true, ctx)),
-                    body,
-                );
-                return;
-            }
+        let Some(source) = self.sources.get(self.at) else {
+            frame.render_widget(
+                Paragraph::new("nothing to show").block(widgets::block("Records", true, ctx)),
+                body,
+            );
+            return;
         };
+        if let Err(e) = &source.table {
+            frame.render_widget(
+                Paragraph::new(Span::styled(format!("error: {e}"), ctx.theme.error))
+                    .wrap(Wrap { trim: true })
+                    .block(widgets::block(&source.name, true, ctx)),
+                body,
+            );
+            return;
+        }
+        // The table is moved out while it is drawn (the drawing updates the scroll state) and
+        // put back after, rather than copied at every frame.
+        let at = self.at;
+        let table = std::mem::replace(&mut self.sources[at].table, Ok(Table::default()))
+            .unwrap_or_default();
         match self.view {
             View::Table => self.draw_table(frame, body, &table, ctx),
             View::Chart => self.draw_charts(frame, body, &table, ctx),
         }
+        self.sources[at].table = Ok(table);
     }
 }
 
@@ -519,7 +498,7 @@ impl RecordsScreen {
                 .max()
                 .unwrap_or(1)
                 .max(t.x.len());
-        let vis = self.visible_columns();
+        let vis = self.visible_columns_of(t);
         let width = |c: usize| t.columns[c].chars().count().clamp(7, 18);
         // Scroll so the selected column is drawn.
         let room = usize::from(inner.width).saturating_sub(x_w + 1);
@@ -756,7 +735,7 @@ mod tests {
     fn a_live_run_s_table_grows_when_its_files_change() {
         let dir = testing::fixture_copy(Duration::from_secs(30));
         let run = dir.path().join("cifar10/bs128_lr0.0003_ResNet34");
-        let mut s = RecordsScreen::for_run("cifar10", &run);
+        let mut s = RecordsScreen::for_run(&run);
         let mut ctx = testing::ctx(dir.path());
         let before = s.table().unwrap().rows();
         let mut metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();

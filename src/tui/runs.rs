@@ -413,10 +413,7 @@ impl Screen for RunsScreen {
             KeyCode::Char('n') => return (self.open_new)(ctx),
             KeyCode::Char('t') => match self.selected() {
                 Some(run) => {
-                    return Cmd::Push(Box::new(super::records::RecordsScreen::for_run(
-                        &run.dataset,
-                        &run.path,
-                    )))
+                    return Cmd::Push(Box::new(super::records::RecordsScreen::for_run(&run.path)))
                 }
                 None => return Cmd::Done,
             },
