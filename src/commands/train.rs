@@ -200,6 +200,7 @@ fn build_trainer(plan: &Plan, device: tch::Device) -> Result<Trainer, Failure> {
         run: Some(plan.paths.run.clone()),
         checkpoint: cfg.checkpoint,
         save_model: cfg.save_model,
+        keep_every: cfg.keep_checkpoint_every,
     };
     Trainer::new(cfg, set, evaluator, Some(saver), device).map_err(Failure::usage)
 }

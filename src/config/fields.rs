@@ -513,6 +513,14 @@ pub static FIELDS: &[Field] = &[
     },
     int_field!(
         Cdw,
+        keep_checkpoint_every,
+        0,
+        1 << 30,
+        "an integer >= 0 (0 = every 100th epoch only)",
+        "also keep the checkpoint of every N-th epoch, to resume from later"
+    ),
+    int_field!(
+        Cdw,
         shapes_images,
         8,
         10_000_000,

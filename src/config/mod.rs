@@ -167,6 +167,8 @@ pub struct Config {
     pub fused_views: bool,
     pub workers: usize,
     pub prefetch: usize,
+    /// Besides every 100th epoch, keep the checkpoint of every N-th epoch (0: the marks only).
+    pub keep_checkpoint_every: i64,
     pub shapes_images: i64,
     pub shapes_resolution: i64,
 }
@@ -210,6 +212,7 @@ impl Default for Config {
             fused_views: false,
             workers: 0,
             prefetch: 4,
+            keep_checkpoint_every: 100,
             shapes_images: 1024,
             shapes_resolution: 32,
         }

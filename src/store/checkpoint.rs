@@ -21,7 +21,7 @@ use tch::Tensor;
 
 use super::records::RunRecords;
 use super::tensors::{read_safetensors, read_safetensors_metadata, write_safetensors};
-use super::{dataset_dir_name, is_mark, StoreError};
+use super::{dataset_dir_name, is_mark, StoreError, MARK_EVERY};
 use crate::config::{Backbone, Config, Method};
 use crate::events::ModelTag;
 use crate::model::NetSpec;
@@ -310,10 +310,18 @@ impl CheckpointDir {
 
     /// Writes `ckpt` as the latest checkpoint, and keeps a copy at every 100th epoch.
     pub fn save(&self, ckpt: &Checkpoint) -> Result<PathBuf, StoreError> {
+        self.save_keeping(ckpt, MARK_EVERY)
+    }
+
+    /// Writes `ckpt` as the latest checkpoint, and keeps a copy (`checkpoint_epoch_N`) at every
+    /// 100th epoch and every `keep_every`th (`keep_checkpoint_every` of the config), so a run can
+    /// later be resumed from there.
+    pub fn save_keeping(&self, ckpt: &Checkpoint, keep_every: i64) -> Result<PathBuf, StoreError> {
         self.create()?;
         let last = self.last_path();
         ckpt.write(&last)?;
-        if is_mark(ckpt.meta.epoch) {
+        let epoch = ckpt.meta.epoch;
+        if is_mark(epoch) || (keep_every > 0 && epoch % keep_every == 0) {
             let kept = self.kept_path(ckpt.meta.epoch);
             // A hard link costs nothing; the next atomic write of `last` replaces its name only.
             let tmp = kept.with_extension("safetensors.tmp");
@@ -552,6 +560,27 @@ mod tests {
         assert!(err.contains("100, 200, 201"), "{err}");
         dir.forget_after(100).unwrap();
         assert_eq!(dir.available_epochs().unwrap(), [100, 201]);
+    }
+
+    #[test]
+    fn checkpoints_are_also_kept_every_n_epochs_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = CheckpointDir {
+            path: tmp.path().join("c"),
+        };
+        for e in 1..=5 {
+            dir.save_keeping(&ckpt(e), 2).unwrap();
+        }
+        assert_eq!(dir.available_epochs().unwrap(), [2, 4, 5]);
+        assert_eq!(dir.load_epoch(2).unwrap().meta.epoch, 2);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = CheckpointDir {
+            path: tmp.path().join("c"),
+        };
+        for e in [1, 2, 100] {
+            dir.save_keeping(&ckpt(e), 0).unwrap();
+        }
+        assert_eq!(dir.available_epochs().unwrap(), [100], "0: the marks only");
     }
 
     #[test]

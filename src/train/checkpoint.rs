@@ -17,6 +17,8 @@ pub struct RunSaver {
     pub checkpoint: bool,
     /// `save_model` of the config: save the network every 100 epochs, at best and at the end.
     pub save_model: bool,
+    /// `keep_checkpoint_every` of the config: also keep the checkpoint of every N-th epoch.
+    pub keep_every: i64,
 }
 
 impl RunSaver {
@@ -62,7 +64,7 @@ impl RunSaver {
             }
         }
         if self.checkpoint {
-            let path = self.checkpoints.save(state)?;
+            let path = self.checkpoints.save_keeping(state, self.keep_every)?;
             reporter.report(&Event::Checkpoint {
                 epoch,
                 path: path.display().to_string(),

@@ -698,6 +698,7 @@ mod saving_tests {
             run: None,
             checkpoint: true,
             save_model: true,
+            keep_every: cfg.keep_checkpoint_every,
         });
         let evaluator = Evaluator::new(cfg, set.clone(), None);
         Trainer::new(cfg, set, evaluator, saver, Device::Cpu).unwrap()
