@@ -136,7 +136,6 @@ impl Feed {
     }
 
     /// Takes one event into the history.
-    #[allow(clippy::too_many_lines)]
     pub fn apply(&mut self, event: &Event) {
         match event {
             Event::Started {
@@ -147,24 +146,14 @@ impl Feed {
                 steps_per_epoch,
                 batch_size,
                 ..
-            } => {
-                self.device.clone_from(device);
-                self.images = *images;
-                self.epochs = *epochs;
-                self.start_epoch = *start_epoch;
-                self.steps_per_epoch = *steps_per_epoch;
-                self.batch_size = *batch_size;
-                self.sessions += 1;
-                self.epoch = *start_epoch;
-                self.step = 0;
-                self.ended = None;
-                let text = if *start_epoch > 1 {
-                    format!("resumed at epoch {start_epoch} of {epochs} on {device}")
-                } else {
-                    format!("started on {device}: {images} images, {epochs} epochs")
-                };
-                self.push(LogKind::Info, text);
-            }
+            } => self.started(
+                device,
+                *images,
+                *epochs,
+                *start_epoch,
+                *steps_per_epoch,
+                *batch_size,
+            ),
             Event::Step {
                 epoch,
                 step,
@@ -199,10 +188,8 @@ impl Feed {
                 ..
             } => {
                 self.epochs = *epochs;
-                self.images_per_sec = *images_per_sec;
-                self.epoch_rows.retain(|r| r.epoch < *epoch);
                 #[allow(clippy::cast_precision_loss)]
-                self.epoch_rows.push(EpochPoint {
+                self.epoch_done(EpochPoint {
                     epoch: *epoch,
                     loss: LossPoint {
                         x: *epoch as f64,
@@ -213,10 +200,6 @@ impl Feed {
                     seconds: *seconds,
                     images_per_sec: *images_per_sec,
                 });
-                self.push(
-                    LogKind::Info,
-                    format!("epoch {epoch}: loss {total_loss:.4} in {seconds:.1} s"),
-                );
             }
             Event::Evaluation {
                 epoch,
@@ -224,26 +207,12 @@ impl Feed {
                 best,
                 seconds,
                 ..
-            } => {
-                self.evaluating = None;
-                self.evals.retain(|e| e.epoch < *epoch);
-                let record = current.nmi_feature >= best.nmi_feature && *epoch > 0;
-                self.evals.push(EvalPoint {
-                    epoch: *epoch,
-                    current: *current,
-                    best: *best,
-                    seconds: *seconds,
-                });
-                self.push(
-                    if record { LogKind::Good } else { LogKind::Info },
-                    format!(
-                        "epoch {epoch} evaluated: NMI feature {:.3}, backbone {:.3}{}",
-                        current.nmi_feature,
-                        current.nmi_backbone,
-                        if record { " (best)" } else { "" }
-                    ),
-                );
-            }
+            } => self.evaluated(EvalPoint {
+                epoch: *epoch,
+                current: *current,
+                best: *best,
+                seconds: *seconds,
+            }),
             Event::EvaluationProgress {
                 epoch,
                 stage,
@@ -271,35 +240,101 @@ impl Feed {
             Event::ModelSaved { epoch, tag, .. } => {
                 self.push(LogKind::Info, format!("model {tag} saved (epoch {epoch})"));
             }
-            Event::Stopped { epoch, reason, .. } => {
-                self.evaluating = None;
-                self.ended = Some(Ended::Stopped(*epoch));
-                self.push(
-                    LogKind::Warn,
-                    format!("stopped after epoch {epoch}: {reason}"),
-                );
-            }
-            Event::Finished { epochs, seconds } => {
-                self.evaluating = None;
-                self.ended = Some(Ended::Finished);
-                self.push(
-                    LogKind::Good,
-                    format!(
-                        "finished {epochs} epochs in {}",
-                        super::widgets::clock(Duration::from_secs_f64(seconds.max(0.0)))
-                    ),
-                );
-            }
-            Event::Failed { error } => {
-                self.evaluating = None;
-                self.ended = Some(Ended::Failed(error.clone()));
-                self.push(LogKind::Error, format!("failed: {error}"));
-            }
+            Event::Stopped { epoch, reason, .. } => self.end(
+                Ended::Stopped(*epoch),
+                LogKind::Warn,
+                format!("stopped after epoch {epoch}: {reason}"),
+            ),
+            Event::Finished { epochs, seconds } => self.end(
+                Ended::Finished,
+                LogKind::Good,
+                format!(
+                    "finished {epochs} epochs in {}",
+                    super::widgets::clock(Duration::from_secs_f64(seconds.max(0.0)))
+                ),
+            ),
+            Event::Failed { error } => self.end(
+                Ended::Failed(error.clone()),
+                LogKind::Error,
+                format!("failed: {error}"),
+            ),
             Event::DownloadProgress { .. }
             | Event::Downloaded { .. }
             | Event::DownloadManual { .. }
             | Event::EvaluateResult { .. } => {}
         }
+    }
+
+    /// A training session starts (the first, or a resume).
+    fn started(
+        &mut self,
+        device: &str,
+        images: usize,
+        epochs: i64,
+        start_epoch: i64,
+        steps_per_epoch: i64,
+        batch_size: i64,
+    ) {
+        device.clone_into(&mut self.device);
+        self.images = images;
+        self.epochs = epochs;
+        self.start_epoch = start_epoch;
+        self.steps_per_epoch = steps_per_epoch;
+        self.batch_size = batch_size;
+        self.sessions += 1;
+        self.epoch = start_epoch;
+        self.step = 0;
+        self.ended = None;
+        let text = if start_epoch > 1 {
+            format!("resumed at epoch {start_epoch} of {epochs} on {device}")
+        } else {
+            format!("started on {device}: {images} images, {epochs} epochs")
+        };
+        self.push(LogKind::Info, text);
+    }
+
+    /// An epoch ends; a resumed run's later rows (cut back on disk) give way to it.
+    fn epoch_done(&mut self, row: EpochPoint) {
+        self.images_per_sec = row.images_per_sec;
+        self.epoch_rows.retain(|r| r.epoch < row.epoch);
+        self.epoch_rows.push(row);
+        self.push(
+            LogKind::Info,
+            format!(
+                "epoch {}: loss {:.4} in {:.1} s",
+                row.epoch, row.loss.total, row.seconds
+            ),
+        );
+    }
+
+    /// An evaluation ends; a new best feature NMI is logged as good news.
+    fn evaluated(&mut self, point: EvalPoint) {
+        let EvalPoint {
+            epoch,
+            current,
+            best,
+            ..
+        } = point;
+        self.evaluating = None;
+        self.evals.retain(|e| e.epoch < epoch);
+        self.evals.push(point);
+        let record = current.nmi_feature >= best.nmi_feature && epoch > 0;
+        self.push(
+            if record { LogKind::Good } else { LogKind::Info },
+            format!(
+                "epoch {epoch} evaluated: NMI feature {:.3}, backbone {:.3}{}",
+                current.nmi_feature,
+                current.nmi_backbone,
+                if record { " (best)" } else { "" }
+            ),
+        );
+    }
+
+    /// The training ended, one way or another.
+    fn end(&mut self, ended: Ended, kind: LogKind, text: String) {
+        self.evaluating = None;
+        self.ended = Some(ended);
+        self.push(kind, text);
     }
 
     pub fn push(&mut self, kind: LogKind, text: String) {
