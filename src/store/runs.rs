@@ -7,6 +7,7 @@
 //! writes [`LAUNCH_FILE`] there first, so it is listed (as `starting`) before cdw's own files
 //! exist, and its output goes to [`LAUNCH_LOG`].
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -381,6 +382,69 @@ fn reference_records(path: &Path) -> Option<Vec<super::records::RecordColumn>> {
     Some(read_records_csv(first).unwrap_or_default())
 }
 
+/// A run's config snapshot (`config.yaml`) as `field -> value` text, for showing the fields in
+/// which runs differ. Nested mappings are named `outer.inner`; lists are written `[a, b]`. A run
+/// without a snapshot (a folder of reference records) has none.
+pub fn read_config_fields(dir: &Path) -> Result<BTreeMap<String, String>, StoreError> {
+    let path = RunDir {
+        path: dir.to_path_buf(),
+    }
+    .config_path();
+    let mut out = BTreeMap::new();
+    if !path.is_file() {
+        return Ok(out);
+    }
+    let text = fs::read_to_string(&path).map_err(|source| StoreError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            what: e.to_string(),
+        })?;
+    flatten_yaml("", &value, &mut out);
+    Ok(out)
+}
+
+fn flatten_yaml(prefix: &str, value: &serde_yaml::Value, out: &mut BTreeMap<String, String>) {
+    use serde_yaml::Value;
+    match value {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                let key = yaml_text(k);
+                let name = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten_yaml(&name, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), yaml_text(other));
+        }
+    }
+}
+
+/// A YAML value as one line of text.
+fn yaml_text(value: &serde_yaml::Value) -> String {
+    use serde_yaml::Value;
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Sequence(items) => {
+            let parts: Vec<String> = items.iter().map(yaml_text).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Mapping(_) | Value::Tagged(_) => serde_yaml::to_string(value)
+            .map(|s| s.trim().replace('\n', " "))
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,5 +620,26 @@ mod tests {
         assert_eq!(utc_time(0), "1970-01-01 00:00 UTC");
         // 2026-12-02 13:05 UTC.
         assert_eq!(utc_time(1_796_216_700), "2026-12-02 13:05 UTC");
+    }
+
+    #[test]
+    fn config_fields_flatten_a_snapshot_and_a_run_without_one_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "dataset: shapes\nbatch_size: 64\ncustom_datasets:\n- cifar10\n- stl10\nextra:\n  depth: 2\n",
+        )
+        .unwrap();
+        let f = read_config_fields(dir.path()).unwrap();
+        assert_eq!(f["dataset"], "shapes");
+        assert_eq!(f["batch_size"], "64");
+        assert_eq!(f["custom_datasets"], "[cifar10, stl10]");
+        assert_eq!(f["extra.depth"], "2");
+        assert_eq!(f.len(), 4);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(read_config_fields(empty.path()).unwrap().is_empty());
+        std::fs::write(empty.path().join("config.yaml"), "a: [unclosed").unwrap();
+        let err = read_config_fields(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("config.yaml"), "{err}");
     }
 }

@@ -28,6 +28,8 @@ pub struct Ctx {
     pub checkpoints: PathBuf,
     /// How the records root is shown (as the user typed it).
     pub records_label: String,
+    /// How the checkpoints root is shown.
+    pub checkpoints_label: String,
     /// A config file (`--config`) that launched trainings are given.
     pub config: Option<PathBuf>,
     /// The `cdw` binary that long jobs run as.
@@ -46,6 +48,7 @@ impl Ctx {
     pub fn new(records: PathBuf, checkpoints: PathBuf) -> Ctx {
         Ctx {
             records_label: records.display().to_string(),
+            checkpoints_label: checkpoints.display().to_string(),
             records,
             checkpoints,
             config: None,
@@ -57,15 +60,19 @@ impl Ctx {
         }
     }
 
-    /// `path` for display: under the records root it starts with the root as the user named it.
+    /// `path` for display: under the records or checkpoints root it starts with the root as the
+    /// user named it.
     pub fn show_path(&self, path: &std::path::Path) -> String {
-        match path.strip_prefix(&self.records) {
-            Ok(rest) => std::path::Path::new(&self.records_label)
-                .join(rest)
-                .display()
-                .to_string(),
-            Err(_) => path.display().to_string(),
+        let roots = [
+            (&self.records, &self.records_label),
+            (&self.checkpoints, &self.checkpoints_label),
+        ];
+        for (root, label) in roots {
+            if let Ok(rest) = path.strip_prefix(root) {
+                return std::path::Path::new(label).join(rest).display().to_string();
+            }
         }
+        path.display().to_string()
     }
 
     /// Waits for the children that have ended, so their pids stop looking alive.

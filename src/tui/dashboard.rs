@@ -17,13 +17,16 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragrap
 use ratatui::Frame;
 
 use super::app::{Cmd, Ctx, KeyHelp, Question, Screen};
-use super::feed::{Ended, Feed, LogKind, LossPoint, Progress};
+use super::checkpoints::CheckpointsScreen;
+use super::evaluation::{self, Evaluation, EVALUATE_LOG};
+use super::feed::{Ended, Feed, LogKind, LossPoint};
 use super::gpu::{GpuView, Sampler};
-use super::jobs::{self, Job};
+use super::jobs;
+use super::records::RecordsScreen;
 use super::runs::{checkpoint_dir, human_bytes, state_style};
 use super::series::{downsample_by, y_bounds, Smoother};
 use super::widgets;
-use crate::events::{Event, Scores};
+use crate::events::Event;
 use crate::store::follow::EventFollower;
 use crate::store::records::read_records_csv;
 use crate::store::runs::{summarize, RunSummary, ShownState};
@@ -33,8 +36,6 @@ use crate::store::{read_evaluations, read_metrics, RunDir};
 pub const GPU_EVERY: Duration = Duration::from_secs(2);
 /// How often the run's state (status.json, pid) is read again.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
-/// The output of an evaluation started from the dashboard, in the run folder.
-pub const EVALUATE_LOG: &str = "evaluate.log";
 /// Points of the recent window: steps, or epochs.
 const RECENT_STEPS: usize = 2000;
 const RECENT_EPOCHS: usize = 50;
@@ -91,20 +92,17 @@ struct SmoothCache {
     values: [Vec<f64>; 3],
 }
 
-/// An evaluation this dashboard started.
-struct EvalJob {
-    follower: EventFollower,
-    progress: Option<Progress>,
-    what: String,
-}
-
 pub struct Dashboard {
     run: RunSummary,
     events: EventFollower,
     feed: Feed,
     /// The history came from the CSV records (there is no event log).
     from_records: bool,
-    eval: Option<EvalJob>,
+    /// The evaluation this dashboard started.
+    eval: Option<Evaluation>,
+    /// Every other evaluation log of the run (from the Checkpoints screen, or an earlier UI):
+    /// their results go to the log pane too.
+    others: Vec<Evaluation>,
     gpu: GpuView,
     sampler: Option<Sampler>,
     gpu_at: Option<Instant>,
@@ -137,6 +135,7 @@ impl Dashboard {
             feed: Feed::default(),
             from_records: false,
             eval: None,
+            others: Vec::new(),
             gpu: GpuView::default(),
             sampler,
             gpu_at: None,
@@ -156,6 +155,7 @@ impl Dashboard {
         if d.from_records && d.feed.steps.is_empty() {
             d.view.axis = XAxis::Epochs;
         }
+        d.find_evaluations();
         d.poll(ctx);
         d
     }
@@ -169,6 +169,7 @@ impl Dashboard {
             feed,
             from_records: false,
             eval: None,
+            others: Vec::new(),
             gpu,
             sampler: None,
             gpu_at: None,
@@ -236,63 +237,41 @@ impl Dashboard {
     }
 
     fn read_eval(&mut self) -> bool {
-        let Some(job) = &mut self.eval else {
-            return false;
-        };
-        let got = job.follower.poll();
-        let mut lines = Vec::new();
-        let mut finished = false;
-        for e in got.events {
-            match e {
-                Event::EvaluationProgress {
-                    epoch,
-                    stage,
-                    space,
-                    done,
-                    total,
-                } => {
-                    job.progress = Some(Progress {
-                        epoch,
-                        stage,
-                        space,
-                        done,
-                        total,
-                    });
-                }
-                Event::EvaluateResult { report } => {
-                    let s = Scores::from_spaces(report.backbone, report.feature);
-                    lines.push((
-                        LogKind::Good,
-                        format!(
-                            "{}: NMI f {:.3} h {:.3} · ARI f {:.3} h {:.3} · ACC f {:.3} h {:.3} ({} images, {:.1} s)",
-                            job.what,
-                            s.nmi_feature,
-                            s.nmi_backbone,
-                            s.ari_feature,
-                            s.ari_backbone,
-                            s.acc_feature,
-                            s.acc_backbone,
-                            report.samples,
-                            report.seconds
-                        ),
-                    ));
-                    finished = true;
-                }
-                Event::Failed { error } => {
-                    lines.push((LogKind::Error, format!("{} failed: {error}", job.what)));
-                    finished = true;
-                }
-                _ => {}
+        let mut changed = false;
+        for job in self.eval.iter_mut().chain(self.others.iter_mut()) {
+            let (lines, moved) = job.poll();
+            changed |= moved;
+            for (kind, text) in lines {
+                self.feed.push(kind, text);
             }
         }
-        let changed = !lines.is_empty() || got.skipped > 0 || job.progress.is_some();
-        for (kind, text) in lines {
-            self.feed.push(kind, text);
-        }
-        if finished {
+        if self.eval.as_ref().is_some_and(Evaluation::done) {
             self.eval = None;
         }
         changed
+    }
+
+    /// Follows the run's evaluation logs not followed yet (from the start: their results join the
+    /// log pane).
+    fn find_evaluations(&mut self) {
+        for log in evaluation::logs_in(&self.run.path) {
+            let followed = self
+                .eval
+                .iter()
+                .chain(self.others.iter())
+                .any(|e| e.log() == log);
+            if !followed {
+                let what = match log.file_name().and_then(|n| n.to_str()) {
+                    Some(EVALUATE_LOG) | None => "evaluation of the latest checkpoint".to_string(),
+                    Some(name) => format!(
+                        "evaluation of {}",
+                        name.trim_start_matches("evaluate_")
+                            .trim_end_matches(".log")
+                    ),
+                };
+                self.others.push(Evaluation::follow(log, what));
+            }
+        }
     }
 
     /// Starts `cdw evaluate --run RUN --json` on the run's latest checkpoint.
@@ -307,38 +286,18 @@ impl Dashboard {
                 last.display()
             ));
         }
-        let log = self.run.path.join(EVALUATE_LOG);
-        let _ = fs::remove_file(&log);
-        let mut args = vec![
-            "evaluate".to_string(),
-            "--run".into(),
-            self.run.path.display().to_string(),
-            "--json".into(),
-            "--records".into(),
-            ctx.records.display().to_string(),
-            "--checkpoints".into(),
-            ctx.checkpoints.display().to_string(),
-        ];
-        if let Some(c) = &ctx.config {
-            args.push("--config".into());
-            args.push(c.display().to_string());
-        }
-        let job = Job::new(&ctx.exe, args, log.clone());
-        match job.spawn() {
-            Ok(child) => {
-                ctx.children.push(child);
-                let what = "evaluation of the latest checkpoint".to_string();
-                self.feed
-                    .push(LogKind::Info, format!("started {}", job.display()));
-                self.eval = Some(EvalJob {
-                    follower: EventFollower::new(log),
-                    progress: None,
-                    what,
-                });
+        // Its log is about to be replaced: the new evaluation is followed instead.
+        self.others
+            .retain(|e| e.log().file_name() != Some(EVALUATE_LOG.as_ref()));
+        let what = "evaluation of the latest checkpoint".to_string();
+        match Evaluation::start(ctx, &self.run.path.clone(), None, EVALUATE_LOG, what) {
+            Ok((eval, command)) => {
+                self.feed.push(LogKind::Info, format!("started {command}"));
+                self.eval = Some(eval);
                 self.log_up = 0;
                 Cmd::Note("evaluating the latest checkpoint in the background".into())
             }
-            Err(e) => Cmd::Note(format!("error: could not start `{}`: {e}", job.display())),
+            Err(e) => Cmd::Note(format!("error: {e}")),
         }
     }
 
@@ -393,6 +352,8 @@ impl Screen for Dashboard {
         vec![
             KeyHelp::main("s", "stop"),
             KeyHelp::main("e", "evaluate now"),
+            KeyHelp::main("m", "checkpoints"),
+            KeyHelp::main("t", "records"),
             KeyHelp::main("1 2 3", "curves"),
             KeyHelp::main("+ -", "smoothing"),
             KeyHelp::main("w", "window"),
@@ -407,6 +368,12 @@ impl Screen for Dashboard {
         match key.code {
             KeyCode::Char('s') => return self.ask_stop(),
             KeyCode::Char('e') => return self.evaluate(ctx),
+            KeyCode::Char('m') => {
+                return Cmd::Push(Box::new(CheckpointsScreen::new(&self.run, ctx)));
+            }
+            KeyCode::Char('t') => {
+                return Cmd::Push(Box::new(RecordsScreen::for_run(&self.run.path)));
+            }
             KeyCode::Char(c @ '1'..='3') => {
                 let i = usize::from(c as u8 - b'1');
                 self.view.show[i] = !self.view.show[i];
@@ -473,6 +440,7 @@ impl Screen for Dashboard {
         changed |= self.read_eval();
         if self.status_at.elapsed() >= STATUS_EVERY {
             self.status_at = Instant::now();
+            self.find_evaluations();
             if let Some(s) = summarize(&self.run.path, ctx.now) {
                 if s.shown != self.run.shown || s.pid != self.run.pid || s.error != self.run.error {
                     changed = true;

@@ -9,7 +9,10 @@
 
 pub mod app;
 pub mod bench;
+pub mod checkpoints;
+pub mod compare;
 pub mod dashboard;
+pub mod evaluation;
 pub mod feed;
 pub mod gpu;
 pub mod jobs;

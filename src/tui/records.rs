@@ -19,7 +19,7 @@ use ratatui::Frame;
 
 use super::app::{Cmd, Ctx, KeyHelp, Screen};
 use super::plot::{self, Curve};
-use super::widgets;
+use super::widgets::{self, cut, fmt_value, fmt_x};
 use crate::store::table::{open_path, Source, Table};
 
 /// How often a source's files are looked at for changes.
@@ -624,42 +624,6 @@ impl RecordsScreen {
                 ctx,
             );
         }
-    }
-}
-
-/// An epoch or mark: whole numbers without a fraction.
-fn fmt_x(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
-    } else {
-        format!("{x}")
-    }
-}
-
-/// A cell: four decimals for small values, fewer for large ones, scientific for tiny ones.
-fn fmt_value(v: f64) -> String {
-    let a = v.abs();
-    if v == 0.0 {
-        "0".into()
-    } else if a < 1e-3 {
-        format!("{v:.2e}")
-    } else if a < 100.0 {
-        format!("{v:.4}")
-    } else if a < 1e6 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3e}")
-    }
-}
-
-/// `s` cut to `w` characters with an ellipsis.
-fn cut(s: &str, w: usize) -> String {
-    if s.chars().count() <= w {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(w.saturating_sub(1)).collect();
-        out.push('…');
-        out
     }
 }
 

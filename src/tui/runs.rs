@@ -9,12 +9,13 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, Mous
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
 use super::app::{Cmd, Ctx, KeyHelp, Question, Screen};
+use super::checkpoints::CheckpointsScreen;
 use super::{jobs, widgets};
 use crate::store::runs::{list_runs, RunSummary, ShownState};
 
@@ -76,6 +77,8 @@ pub struct RunsScreen {
     asked: Option<RunSummary>,
     /// The rows' screen area of the last draw (for mouse clicks).
     rows_area: Rect,
+    /// The runs chosen with space for Compare, in the order chosen (their colours there).
+    chosen: Vec<PathBuf>,
     open_run: OpenRun,
     open_new: OpenNew,
 }
@@ -100,6 +103,7 @@ impl RunsScreen {
             last_read: None,
             asked: None,
             rows_area: Rect::default(),
+            chosen: Vec::new(),
             open_run: no_dashboard,
             open_new: no_new_run,
         };
@@ -181,6 +185,51 @@ impl RunsScreen {
     pub fn selected(&self) -> Option<&RunSummary> {
         let i = self.table.selected()?;
         self.shown.get(i).map(|&k| &self.all[k])
+    }
+
+    /// The runs chosen for Compare, in the order chosen.
+    pub fn chosen(&self) -> &[PathBuf] {
+        &self.chosen
+    }
+
+    /// Space: the selected run joins the runs to compare, or leaves them.
+    fn toggle_chosen(&mut self) -> Cmd {
+        let Some(run) = self.selected() else {
+            return Cmd::Done;
+        };
+        let path = run.path.clone();
+        let name = run.name();
+        let note = if let Some(i) = self.chosen.iter().position(|p| *p == path) {
+            self.chosen.remove(i);
+            format!("{name} left out of the comparison")
+        } else {
+            self.chosen.push(path);
+            format!("{name} chosen to compare")
+        };
+        self.move_by(1);
+        let hint = match self.chosen.len() {
+            0 => String::new(),
+            1 => "; choose one more with space".to_string(),
+            n => format!("; c compares the {n} chosen"),
+        };
+        Cmd::Note(format!("{note}{hint}"))
+    }
+
+    /// c: the chosen runs (at least two) side by side.
+    fn compare(&self) -> Cmd {
+        let live: Vec<PathBuf> = self
+            .chosen
+            .iter()
+            .filter(|p| self.all.iter().any(|r| r.path == **p))
+            .cloned()
+            .collect();
+        if live.len() < 2 {
+            return Cmd::Note(format!(
+                "error: Compare needs two or more runs; {} chosen (space chooses the selected run)",
+                live.len()
+            ));
+        }
+        Cmd::Push(Box::new(super::compare::CompareScreen::new(live)))
     }
 
     /// The runs in the order shown.
@@ -349,6 +398,156 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// The runs table when there are no runs: where they are looked for and how to start one.
+fn draw_no_runs(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
+    let text = vec![
+        Line::from(Span::styled(
+            format!("No runs under {} yet.", ctx.records_label),
+            ctx.theme.text,
+        )),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled("Press ", ctx.theme.dim),
+            Span::styled("n", ctx.theme.key),
+            Span::styled(
+                " to start one (shapes is built in), or run `cdw train --dataset shapes`.",
+                ctx.theme.dim,
+            ),
+        ]),
+    ];
+    frame.render_widget(
+        Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+        area,
+    );
+}
+
+/// The width of the epoch progress bar on a wide screen.
+const BAR_WIDTH: u16 = 10;
+
+/// One column of the runs table: its title and width on a wide screen and a narrow one (80
+/// columns), and how a run fills it.
+struct Column {
+    title: &'static str,
+    narrow_title: &'static str,
+    width: Constraint,
+    narrow_width: Constraint,
+    /// Shown only on a screen of 100 columns or more.
+    wide_only: bool,
+    cell: fn(&RunSummary, &Ctx) -> Cell<'static>,
+}
+
+impl Column {
+    fn title(&self, wide: bool) -> &'static str {
+        if wide {
+            self.title
+        } else {
+            self.narrow_title
+        }
+    }
+
+    fn width(&self, wide: bool) -> Constraint {
+        if wide {
+            self.width
+        } else {
+            self.narrow_width
+        }
+    }
+}
+
+/// The runs table's columns, in order.
+const COLUMNS: [Column; 10] = [
+    Column {
+        title: "state",
+        narrow_title: "state",
+        width: Constraint::Length(9),
+        narrow_width: Constraint::Length(9),
+        wide_only: false,
+        cell: |r, ctx| Cell::from(Span::styled(r.shown.name(), state_style(r.shown, ctx))),
+    },
+    Column {
+        title: "dataset",
+        narrow_title: "dataset",
+        width: Constraint::Length(12),
+        narrow_width: Constraint::Length(9),
+        wide_only: false,
+        cell: |r, _| Cell::from(r.dataset.clone()),
+    },
+    Column {
+        title: "experiment",
+        narrow_title: "experiment",
+        width: Constraint::Min(20),
+        narrow_width: Constraint::Min(10),
+        wide_only: false,
+        cell: |r, _| Cell::from(r.experiment.clone()),
+    },
+    Column {
+        title: "method",
+        narrow_title: "method",
+        width: Constraint::Length(6),
+        narrow_width: Constraint::Length(6),
+        wide_only: true,
+        cell: |r, _| Cell::from(r.method.clone()),
+    },
+    Column {
+        title: "epoch",
+        narrow_title: "epoch",
+        width: Constraint::Length(9),
+        narrow_width: Constraint::Length(7),
+        wide_only: false,
+        cell: |r, _| {
+            Cell::from(if r.epochs > 0 {
+                format!("{}/{}", r.epoch, r.epochs)
+            } else {
+                format!("{}", r.epoch)
+            })
+        },
+    },
+    Column {
+        title: "",
+        narrow_title: "",
+        width: Constraint::Length(BAR_WIDTH),
+        narrow_width: Constraint::Length(BAR_WIDTH),
+        wide_only: true,
+        cell: |r, ctx| {
+            #[allow(clippy::cast_precision_loss)]
+            let bar = widgets::bar(r.epoch as f64, r.epochs as f64, usize::from(BAR_WIDTH), ctx);
+            Cell::from(Span::styled(bar, ctx.theme.gauge))
+        },
+    },
+    Column {
+        title: "NMI f",
+        narrow_title: "NMI f",
+        width: Constraint::Length(6),
+        narrow_width: Constraint::Length(5),
+        wide_only: false,
+        cell: |r, _| Cell::from(widgets::score(r.best_nmi_feature)),
+    },
+    Column {
+        title: "NMI h",
+        narrow_title: "NMI h",
+        width: Constraint::Length(6),
+        narrow_width: Constraint::Length(5),
+        wide_only: false,
+        cell: |r, _| Cell::from(widgets::score(r.best_nmi_backbone)),
+    },
+    Column {
+        title: "img/s",
+        narrow_title: "img/s",
+        width: Constraint::Length(7),
+        narrow_width: Constraint::Length(7),
+        wide_only: true,
+        cell: |r, _| Cell::from(r.images_per_sec.map_or("-".into(), |v| format!("{v:.0}"))),
+    },
+    Column {
+        title: "updated",
+        narrow_title: "upd",
+        width: Constraint::Length(7),
+        narrow_width: Constraint::Length(4),
+        wide_only: false,
+        cell: |r, ctx| Cell::from(widgets::ago(r.modified, ctx.now)),
+    },
+];
+
 /// The style of a state.
 pub fn state_style(s: ShownState, ctx: &Ctx) -> Style {
     match s {
@@ -378,6 +577,9 @@ impl Screen for RunsScreen {
             KeyHelp::main("s", "stop"),
             KeyHelp::main("d", "delete"),
             KeyHelp::main("t", "records"),
+            KeyHelp::main("m", "checkpoints"),
+            KeyHelp::main("space", "choose"),
+            KeyHelp::main("c", "compare"),
             KeyHelp::main("/", "filter"),
             KeyHelp::main("o", "sort"),
             KeyHelp::more("O", "reverse the order"),
@@ -411,6 +613,12 @@ impl Screen for RunsScreen {
                 self.apply_view(keep.as_deref());
             }
             KeyCode::Char('n') => return (self.open_new)(ctx),
+            KeyCode::Char(' ') => return self.toggle_chosen(),
+            KeyCode::Char('c') => return self.compare(),
+            KeyCode::Char('m') => match self.selected() {
+                Some(run) => return Cmd::Push(Box::new(CheckpointsScreen::new(run, ctx))),
+                None => return Cmd::Done,
+            },
             KeyCode::Char('t') => match self.selected() {
                 Some(run) => {
                     return Cmd::Push(Box::new(super::records::RecordsScreen::for_run(&run.path)))
@@ -557,113 +765,30 @@ impl RunsScreen {
         );
         let block = widgets::block(&title, true, ctx);
         if self.all.is_empty() {
-            let text = vec![
-                Line::from(Span::styled(
-                    format!("No runs under {} yet.", ctx.records_label),
-                    ctx.theme.text,
-                )),
-                Line::from(""),
-                Line::from(vec![
-                    Span::styled("Press ", ctx.theme.dim),
-                    Span::styled("n", ctx.theme.key),
-                    Span::styled(
-                        " to start one (shapes is built in), or run `cdw train --dataset shapes`.",
-                        ctx.theme.dim,
-                    ),
-                ]),
-            ];
-            frame.render_widget(
-                Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
-                area,
-            );
+            draw_no_runs(frame, area, block, ctx);
             return;
         }
         let wide = area.width >= 100;
-        let bar_w: u16 = if wide { 10 } else { 0 };
-        let header_cells: Vec<&str> = if wide {
-            vec![
-                "state",
-                "dataset",
-                "experiment",
-                "method",
-                "epoch",
-                "",
-                "NMI f",
-                "NMI h",
-                "img/s",
-                "updated",
-            ]
-        } else {
-            vec![
-                "state",
-                "dataset",
-                "experiment",
-                "epoch",
-                "NMI f",
-                "NMI h",
-                "upd",
-            ]
-        };
-        let header = Row::new(header_cells.into_iter().map(Cell::from)).style(ctx.theme.header);
+        let columns: Vec<&Column> = COLUMNS.iter().filter(|c| wide || !c.wide_only).collect();
+        let header = Row::new(
+            std::iter::once(Cell::from(""))
+                .chain(columns.iter().map(|c| Cell::from(c.title(wide)))),
+        )
+        .style(ctx.theme.header);
         let rows: Vec<Row> = self
             .shown
             .iter()
             .map(|&i| {
                 let r = &self.all[i];
-                let epoch = if r.epochs > 0 {
-                    format!("{}/{}", r.epoch, r.epochs)
-                } else {
-                    format!("{}", r.epoch)
-                };
-                let mut cells = vec![
-                    Cell::from(Span::styled(r.shown.name(), state_style(r.shown, ctx))),
-                    Cell::from(r.dataset.clone()),
-                    Cell::from(r.experiment.clone()),
-                ];
-                if wide {
-                    cells.push(Cell::from(r.method.clone()));
-                }
-                cells.push(Cell::from(epoch));
-                if wide {
-                    #[allow(clippy::cast_precision_loss)]
-                    let b = widgets::bar(r.epoch as f64, r.epochs as f64, usize::from(bar_w), ctx);
-                    cells.push(Cell::from(Span::styled(b, ctx.theme.gauge)));
-                }
-                cells.push(Cell::from(widgets::score(r.best_nmi_feature)));
-                cells.push(Cell::from(widgets::score(r.best_nmi_backbone)));
-                if wide {
-                    cells.push(Cell::from(
-                        r.images_per_sec.map_or("-".into(), |v| format!("{v:.0}")),
-                    ));
-                }
-                cells.push(Cell::from(widgets::ago(r.modified, ctx.now)));
-                Row::new(cells)
+                Row::new(
+                    std::iter::once(self.chosen_mark(r, ctx))
+                        .chain(columns.iter().map(|c| (c.cell)(r, ctx))),
+                )
             })
             .collect();
-        let widths: Vec<Constraint> = if wide {
-            vec![
-                Constraint::Length(9),
-                Constraint::Length(12),
-                Constraint::Min(20),
-                Constraint::Length(6),
-                Constraint::Length(9),
-                Constraint::Length(bar_w),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(7),
-                Constraint::Length(7),
-            ]
-        } else {
-            vec![
-                Constraint::Length(9),
-                Constraint::Length(9),
-                Constraint::Min(10),
-                Constraint::Length(7),
-                Constraint::Length(5),
-                Constraint::Length(5),
-                Constraint::Length(4),
-            ]
-        };
+        let widths: Vec<Constraint> = std::iter::once(Constraint::Length(1))
+            .chain(columns.iter().map(|c| c.width(wide)))
+            .collect();
         let inner = block.inner(area);
         self.rows_area = Rect {
             y: inner.y + 1,
@@ -676,6 +801,17 @@ impl RunsScreen {
             .column_spacing(1)
             .row_highlight_style(ctx.theme.selected);
         frame.render_stateful_widget(table, area, &mut self.table);
+    }
+
+    /// The mark of a run chosen for Compare, in the colour it will have there.
+    fn chosen_mark(&self, r: &RunSummary, ctx: &Ctx) -> Cell<'static> {
+        match self.chosen.iter().position(|p| *p == r.path) {
+            Some(i) => Cell::from(Span::styled(
+                ctx.glyphs.full().to_string(),
+                Style::default().fg(ctx.theme.series_color(i)),
+            )),
+            None => Cell::from(""),
+        }
     }
 
     fn draw_detail(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {

@@ -54,6 +54,7 @@ pub fn ctx(records: &Path) -> Ctx {
     let mut c = Ctx::new(records.to_path_buf(), records.join("../checkpoints"));
     c.now = fixed_now();
     c.records_label = "records".into();
+    c.checkpoints_label = "checkpoints".into();
     c.exe = PathBuf::from("cdw");
     c
 }

@@ -89,33 +89,59 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     r
 }
 
-/// The `?` overlay: every key of the current screen and the shell's own.
+/// The `?` overlay: every key of the current screen and the shell's own, in one column, or in two
+/// side by side when one does not fit the height (a screen with many keys at 80x24).
 pub fn help(frame: &mut Frame, area: Rect, title: &str, keys: &[KeyHelp], ctx: &Ctx) {
-    let mut lines: Vec<Line> = keys
-        .iter()
-        .map(|k| {
-            Line::from(vec![
-                Span::styled(format!("{:>12}  ", k.keys), ctx.theme.key),
-                Span::styled(k.what, ctx.theme.text),
-            ])
-        })
-        .collect();
-    lines.push(Line::from(""));
-    for (k, w) in [
+    const SHELL: [(&str, &str); 3] = [
         ("Esc", "back to the previous screen"),
         ("?", "this help (any key closes it)"),
         ("q  Ctrl-C", "quit (trainings go on in the background)"),
-    ] {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{k:>12}  "), ctx.theme.key),
-            Span::styled(w, ctx.theme.dim),
-        ]));
-    }
-    let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
-    let r = centered(area, 64, h);
-    frame.render_widget(Clear, r);
+    ];
+    let entry = |k: &str, w: &str, style, kw: usize| {
+        Line::from(vec![
+            Span::styled(format!("{k:>kw$}  "), ctx.theme.key),
+            Span::styled(w.to_string(), style),
+        ])
+    };
+    let one_column = keys.len() + 1 + SHELL.len() + 2 <= usize::from(area.height);
     let t = format!("Keys: {title}");
-    frame.render_widget(Paragraph::new(lines).block(block(&t, true, ctx)), r);
+    if one_column || area.width < 60 {
+        let mut lines: Vec<Line> = keys
+            .iter()
+            .map(|k| entry(k.keys, k.what, ctx.theme.text, 12))
+            .collect();
+        lines.push(Line::from(""));
+        lines.extend(SHELL.iter().map(|(k, w)| entry(k, w, ctx.theme.dim, 12)));
+        let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+        let r = centered(area, 64, h);
+        frame.render_widget(Clear, r);
+        frame.render_widget(Paragraph::new(lines).block(block(&t, true, ctx)), r);
+        return;
+    }
+    let kw = keys
+        .iter()
+        .map(|k| k.keys.chars().count())
+        .chain(SHELL.iter().map(|(k, _)| k.chars().count()))
+        .max()
+        .unwrap_or(0)
+        .min(14);
+    let mut lines: Vec<Line> = keys
+        .iter()
+        .map(|k| entry(k.keys, k.what, ctx.theme.text, kw))
+        .collect();
+    lines.extend(SHELL.iter().map(|(k, w)| entry(k, w, ctx.theme.dim, kw)));
+    let rows = lines.len().div_ceil(2);
+    let right = lines.split_off(rows);
+    let h = u16::try_from(rows + 2).unwrap_or(u16::MAX);
+    let r = centered(area, area.width.min(100), h);
+    frame.render_widget(Clear, r);
+    let b = block(&t, true, ctx);
+    let inner = b.inner(r);
+    frame.render_widget(b, r);
+    let [l, rt] =
+        Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines), l);
+    frame.render_widget(Paragraph::new(right), rt);
 }
 
 /// A confirmation: what will happen, then `y <yes>   n cancel`.
@@ -212,6 +238,42 @@ pub fn dim_if(dim: bool, ctx: &Ctx) -> Style {
         ctx.theme.dim
     } else {
         ctx.theme.text
+    }
+}
+
+/// An epoch or mark: whole numbers without a fraction.
+pub fn fmt_x(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A cell: four decimals for small values, fewer for large ones, scientific for tiny ones.
+pub fn fmt_value(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if a < 1e-3 {
+        format!("{v:.2e}")
+    } else if a < 100.0 {
+        format!("{v:.4}")
+    } else if a < 1e6 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// `s` cut to `w` characters with an ellipsis.
+pub fn cut(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(w.saturating_sub(1)).collect();
+        out.push('…');
+        out
     }
 }
 
