@@ -209,7 +209,7 @@ fn config_fields_json_describes_every_field_for_an_editor() {
     );
     let fields: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 33, "{names:?}");
+    assert_eq!(names.len(), 34, "{names:?}");
     assert_eq!(names[..3], ["batch_size", "epochs", "learning_rate"]);
     let field = |n: &str| fields.iter().find(|f| f["name"] == n).unwrap().clone();
     let backbone = field("backbone");
@@ -220,6 +220,11 @@ fn config_fields_json_describes_every_field_for_an_editor() {
         serde_json::json!(["ResNet18", "ResNet34", "ResNet50"])
     );
     assert_eq!(backbone["default"], "ResNet34");
+    let keep = field("keep_checkpoint_every");
+    assert_eq!(
+        (&keep["kind"], &keep["default"]),
+        (&"int".into(), &100.into())
+    );
     let bs = field("batch_size");
     assert_eq!(
         (&bs["kind"], &bs["default"], &bs["allowed"], &bs["group"]),

@@ -5,6 +5,9 @@
 //!   and the training still goes on; a new `cdw` finds it running and stops it, and its epochs
 //!   are kept.
 //! - A stopped run is resumed from the Runs screen, with the same checks.
+//! - A finished run is resumed from an earlier checkpoint on its Checkpoints screen, to more
+//!   epochs: its history is cut back and extended while the UI closes and reopens; then a model
+//!   is evaluated from the same screen and its scores are shown.
 //!
 //! Each test has its own tmux server (socket), so one test's `kill-server` never reaches the
 //! other. Skipped, with the reason printed, only without tmux.
@@ -341,4 +344,148 @@ fn a_stopped_run_is_resumed_from_the_runs_screen_and_survives_a_dropped_terminal
 
     tmux.quit_and_drop_the_terminal(&run, train_pid);
     tmux.reopen_and_stop(&run, train_pid);
+}
+
+/// The epoch column of every row of metrics.csv, in order.
+fn metrics_epochs(run: &Path) -> Vec<usize> {
+    fs::read_to_string(run.join("metrics.csv"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_finished_run_is_resumed_from_an_earlier_checkpoint_and_a_model_evaluated_from_the_menu() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut tmux) = Tmux::new("cdw-e2e-checkpoints", dir.path()) else {
+        return;
+    };
+    let run = tmux.records.join("shapes").join("bs16_lr0.0003_ResNet18");
+    let ckpts = tmux
+        .checkpoints
+        .join("shapes")
+        .join("bs16_lr0.0003_ResNet18");
+    let r = tmux.records.display().to_string();
+    let c = tmux.checkpoints.display().to_string();
+
+    // A finished 3-epoch run that kept a checkpoint at every epoch.
+    let status = Command::new(CDW)
+        .args(["train", "--dataset", "shapes", "--records", &r])
+        .args(["--checkpoints", &c])
+        .args(["--set", "shapes_images=64", "--set", "batch_size=16"])
+        .args(["--set", "epochs=3", "--set", "keep_checkpoint_every=1"])
+        .args(["--set", "shapes_resolution=16", "--set", "image_size=16"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(state(&run), "finished");
+    assert_eq!(metrics_epochs(&run), [1, 2, 3]);
+    for e in 1..=3 {
+        assert!(ckpts
+            .join(format!("checkpoint_epoch_{e}.safetensors"))
+            .is_file());
+    }
+
+    // m opens its checkpoints: latest, then the kept ones, newest first.
+    tmux.open_ui();
+    tmux.wait_screen("the finished run on the Runs screen", 30, |s| {
+        s.contains("finished")
+    });
+    tmux.keys(&["m"]);
+    tmux.wait_screen("the Checkpoints screen", 20, |s| {
+        s.contains("Checkpoints of shapes/bs16_lr0.0003_ResNet18") && s.contains("model final")
+    });
+    // latest (3), kept 3, kept 2, kept 1.
+    tmux.keys(&["j", "j", "j"]);
+    tmux.wait_screen("epoch 1 selected", 10, |s| {
+        s.contains("checkpoint_epoch_1.safetensors ·")
+    });
+    tmux.keys(&["r"]);
+    tmux.wait_screen("the epoch count to train to", 10, |s| {
+        s.contains("train to epoch: 3")
+    });
+    tmux.keys(&["BSpace"]);
+    tmux.keys(&["-l", "10"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the resume question", 10, |s| {
+        s.contains("from epoch 1?") && s.contains("epochs 2..3 is cut back")
+    });
+    let question = tmux.screen();
+    assert!(
+        question.contains("checkpoint_epoch_2.safetensors,"),
+        "{question}"
+    );
+    tmux.keys(&["y"]);
+    let pid = tmux.launched(&run);
+    tmux.wait_for(
+        "the training to say it resumed after epoch 1 of 10",
+        60,
+        || {
+            fs::read_to_string(run.join("train.log"))
+                .unwrap_or_default()
+                .contains("after epoch 1 of 10")
+        },
+    );
+    // Epochs 2 and 3 were cut back and are trained again, once each.
+    tmux.wait_for("epoch 4", 240, || completed_epochs(&run) >= 4);
+    assert_eq!(metrics_epochs(&run)[..4], [1, 2, 3, 4]);
+
+    // The UI closes (and its terminal goes) while it trains: the epochs go on; a new UI shows
+    // the run, which ends finished at 10 epochs, each trained once.
+    tmux.keys(&["q"]);
+    tmux.wait_screen("the UI to exit", 20, |s| s.contains("UI-EXITED"));
+    tmux.run(&["kill-server"]);
+    let closed_at = completed_epochs(&run);
+    assert!(
+        closed_at < 10,
+        "still training when the UI closed: {closed_at}"
+    );
+    tmux.wait_for("an epoch while no UI is open", 120, || {
+        completed_epochs(&run) > closed_at
+    });
+    // The old server's socket goes away before a new one can start on it.
+    sleep(Duration::from_secs(1));
+    tmux.open_ui();
+    tmux.wait_screen("the Runs screen again", 30, |s| s.contains("bs16_lr0.0003"));
+    tmux.wait_for("the run to finish", 240, || state(&run) == "finished");
+    tmux.wait_for("the training to exit", 30, || !alive(pid));
+    assert_eq!(metrics_epochs(&run), (1..=10).collect::<Vec<_>>());
+
+    // Evaluate the final model from the menu and see its scores.
+    tmux.wait_screen("finished on screen", 30, |s| s.contains("finished"));
+    tmux.keys(&["m"]);
+    tmux.wait_screen("the Checkpoints screen", 20, |s| {
+        s.contains("Checkpoints of")
+    });
+    // The last file is the final model, the resumed run's: epoch 10.
+    tmux.keys(&["End"]);
+    tmux.wait_screen("model final selected", 10, |s| {
+        s.contains("model_final.safetensors")
+            && s.lines()
+                .any(|l| l.contains("model final") && l.split_whitespace().nth(2) == Some("10"))
+    });
+    tmux.keys(&["e"]);
+    tmux.wait_screen("the evaluation's scores", 240, |s| {
+        s.contains("evaluated: NMI f ")
+    });
+    // The scores on screen are those of the evaluation's result line in its log.
+    let log = fs::read_to_string(run.join("evaluate_model_final.log")).unwrap();
+    let result: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "evaluate_result")
+        .unwrap_or_else(|| panic!("no result in the log: {log}"));
+    let nmi = |space: &str| result["report"][space]["nmi"].as_f64().unwrap();
+    let shown = format!(
+        "evaluated: NMI f {:.3} h {:.3}",
+        nmi("feature"),
+        nmi("backbone")
+    );
+    let screen = tmux.screen();
+    assert!(screen.contains(&shown), "{shown} not on screen:\n{screen}");
+    eprintln!("{screen}");
 }

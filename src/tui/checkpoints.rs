@@ -297,12 +297,14 @@ impl CheckpointsScreen {
         } else {
             format!("Nothing is cut back: epoch {from} is the last one trained.")
         }];
-        let later: Vec<String> = self
+        let mut later: Vec<(i64, String)> = self
             .entries
             .iter()
-            .filter(|e| e.file.kind == SavedKind::Kept && e.file.epoch.is_some_and(|n| n > from))
-            .map(Entry::name)
+            .filter(|e| e.file.kind == SavedKind::Kept)
+            .filter_map(|e| e.file.epoch.filter(|&n| n > from).map(|n| (n, e.name())))
             .collect();
+        later.sort();
+        let later: Vec<String> = later.into_iter().map(|(_, name)| name).collect();
         if !later.is_empty() {
             lines.push(format!("Deleted: {}.", later.join(", ")));
         }
