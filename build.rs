@@ -1,9 +1,9 @@
-//! Makes the `cdw` binary find libtorch at run time without LD_LIBRARY_PATH, and keeps the CUDA
+//! Makes the `cdw` binary find libtorch at run time without `LD_LIBRARY_PATH`, and keeps the CUDA
 //! part of libtorch linked.
 //!
 //! torch-sys (a direct dependency, `links = "tch"`) reports the libtorch library directory as
 //! `DEP_TCH_LIBTORCH_LIB`. Two things go wrong without this script:
-//! - no rpath: the binary only runs with LD_LIBRARY_PATH set;
+//! - no rpath: the binary only runs with `LD_LIBRARY_PATH` set;
 //! - `--as-needed` (the default of many linkers) drops `libtorch_cuda.so` because no symbol of it is
 //!   referenced directly; CUDA then silently reports "not available" at run time.
 

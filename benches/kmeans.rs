@@ -16,8 +16,10 @@ fn main() {
     let dir = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("cdw-bench-kmeans"));
+        .map_or_else(
+            || std::env::temp_dir().join("cdw-bench-kmeans"),
+            PathBuf::from,
+        );
     std::fs::create_dir_all(&dir).expect("create the data folder");
     let device = Device::cuda_if_available();
     println!(

@@ -576,7 +576,7 @@ mod tests {
         assert_eq!(thousands(11_637_696), "11,637,696");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(-1234567), "-1,234,567");
+        assert_eq!(thousands(-1_234_567), "-1,234,567");
         assert_eq!(thousands(0), "0");
     }
 

@@ -434,7 +434,7 @@ pub struct Fanout<'a>(pub Vec<&'a mut dyn Reporter>);
 
 impl Reporter for Fanout<'_> {
     fn report(&mut self, event: &Event) {
-        for r in self.0.iter_mut() {
+        for r in &mut self.0 {
             r.report(event);
         }
     }

@@ -83,7 +83,7 @@ impl Value {
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
-            Value::Bool(b) => Some(*b as i64),
+            Value::Bool(b) => Some(i64::from(*b)),
             _ => None,
         }
     }
@@ -361,7 +361,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn set_items(&mut self, dict: Id, items: Vec<Id>) -> Result<(), PickleError> {
+    fn set_items(&mut self, dict: Id, items: &[Id]) -> Result<(), PickleError> {
         if !items.len().is_multiple_of(2) {
             return Err(self.malformed("SETITEMS with an odd number of items"));
         }
@@ -657,12 +657,12 @@ impl<'a> Machine<'a> {
                 let v = self.pop()?;
                 let k = self.pop()?;
                 let dict = self.top()?;
-                self.set_items(dict, vec![k, v])?;
+                self.set_items(dict, &[k, v])?;
             }
             b'u' => {
                 let items = self.pop_mark()?;
                 let dict = self.top()?;
-                self.set_items(dict, items)?;
+                self.set_items(dict, &items)?;
             }
             0x8f => self.push(Node::Set(Vec::new())),
             0x91 => {
@@ -881,10 +881,10 @@ fn unquote_py2(s: &str) -> Option<Vec<u8>> {
                 i += 2;
             }
             b'0'..=b'7' => {
-                let mut v = (e - b'0') as u32;
+                let mut v = u32::from(e - b'0');
                 let mut n = 1;
                 while n < 3 && i < inner.len() && (b'0'..=b'7').contains(&inner[i]) {
-                    v = v * 8 + (inner[i] - b'0') as u32;
+                    v = v * 8 + u32::from(inner[i] - b'0');
                     i += 1;
                     n += 1;
                 }

@@ -9,8 +9,10 @@ use std::process::Command;
 pub fn venv_python(modules: &[&str]) -> Result<PathBuf, String> {
     let venv = std::env::var_os("VIRTUAL_ENV")
         .or_else(|| std::env::var_os("CDW_VENV"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"),
+            PathBuf::from,
+        );
     let py = venv.join("bin/python");
     if !py.exists() {
         return Err(format!("no Python at {}", py.display()));

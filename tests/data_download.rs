@@ -244,7 +244,7 @@ fn install_downloads_checks_md5_extracts_and_verifies() {
         .load(2, &|_| {})
         .unwrap();
     assert_eq!(set.len(), 9);
-    assert_eq!(set.labels[8], cifar10_label(8) as i64);
+    assert_eq!(set.labels[8], i64::from(cifar10_label(8)));
     assert!(
         !path.join("readme.html").exists(),
         "skipped entry was extracted"
@@ -276,7 +276,7 @@ fn a_wrong_md5_deletes_the_archive_and_extracts_nothing() {
     .unwrap_err();
     match &err {
         DownloadError::Md5 { expected, .. } => {
-            assert_eq!(expected, "0123456789abcdef0123456789abcdef")
+            assert_eq!(expected, "0123456789abcdef0123456789abcdef");
         }
         other => panic!("{other:?}"),
     }
@@ -347,7 +347,7 @@ fn zip_archives_extract_image_folders() {
     std::fs::create_dir(&out).unwrap();
     let mut last = None;
     download::extract(&archive, ArchiveKind::Zip, &[], &out, &mut |e| {
-        last = Some(e)
+        last = Some(e);
     })
     .unwrap();
     assert!(matches!(last, Some(DownloadEvent::Extracting { done, total, .. }) if done == total));

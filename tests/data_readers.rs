@@ -33,7 +33,7 @@ fn cifar10_binary_reads_train_then_test_with_row_major_planes() {
     assert_eq!(set.name, "cifar10");
     assert_eq!(set.len(), 15);
     assert_eq!(set.class_names[3], "cat");
-    let want: Vec<i64> = (0..15).map(|g| cifar10_label(g) as i64).collect();
+    let want: Vec<i64> = (0..15).map(|g| i64::from(cifar10_label(g))).collect();
     assert_eq!(set.labels, want);
     for (g, img) in set.images.iter().enumerate() {
         assert_eq!(img.dimensions(), (32, 32));
@@ -49,7 +49,7 @@ fn cifar10_binary_reads_train_then_test_with_row_major_planes() {
     }
     // The test batch comes last: image 14 is the 4th record of test_batch.bin.
     let (img, label) = source.image(14).unwrap();
-    assert_eq!(label, cifar10_label(14) as i64);
+    assert_eq!(label, i64::from(cifar10_label(14)));
     assert_eq!(img, set.images[14]);
     for g in 0..15 {
         assert_eq!(source.image(g).unwrap().0, set.images[g], "image {g}");
@@ -73,7 +73,7 @@ fn cifar100_uses_the_coarse_label() {
     assert_eq!(set.class_names.len(), 20);
     assert_eq!(set.class_names[19], "vehicles_2");
     for g in 0..42 {
-        assert_eq!(set.labels[g], cifar100_labels(g).0 as i64);
+        assert_eq!(set.labels[g], i64::from(cifar100_labels(g).0));
     }
     assert_eq!(
         set.images[41].get_pixel(2, 1).0,
@@ -193,7 +193,9 @@ fn stl10_planes_are_column_major() {
     assert_eq!(set.images[0].get_pixel(70, 5).0, [255, 0, 128]);
     assert_eq!(set.images[0].get_pixel(5, 70).0, [0, 0, 0]);
     // Labels 1-10 are stored; the set holds 0-9, train first.
-    let want: Vec<i64> = (0..5).map(|g| stl10_stored_label(g) as i64 - 1).collect();
+    let want: Vec<i64> = (0..5)
+        .map(|g| i64::from(stl10_stored_label(g)) - 1)
+        .collect();
     assert_eq!(set.labels, want);
     for g in 1..5 {
         for (r, c) in [(0, 95), (95, 0), (10, 60)] {
@@ -706,7 +708,7 @@ fn cifar_python_pickles_read_like_the_binary_files() {
     write_cifar100_python(py.path(), 25, 5);
     let set = load(&Source::open("cifar100", py.path()).unwrap()).unwrap();
     assert_eq!(set.len(), 30);
-    assert!((0..30).all(|g| set.labels[g] == cifar100_labels(g).0 as i64));
+    assert!((0..30).all(|g| set.labels[g] == i64::from(cifar100_labels(g).0)));
     assert_eq!(
         set.images[29].get_pixel(31, 0).0,
         [

@@ -1,10 +1,13 @@
-//! Weights moving between PyTorch and cdw: scripts/reference_model.py builds the reference network
-//! with the venv's torch + torchvision and writes a state_dict, a reference training checkpoint and
-//! input/outputs; cdw imports them (the outputs must equal PyTorch's) and exports a safetensors
-//! file that PyTorch loads with strict=True and that gives the same outputs.
+//! Weights moving between `PyTorch` and cdw: `scripts/reference_model.py` builds the reference network
+//! with the venv's torch + torchvision and writes a `state_dict`, a reference training checkpoint and
+//! input/outputs; cdw imports them (the outputs must equal `PyTorch`'s) and exports a safetensors
+//! file that `PyTorch` loads with strict=True and that gives the same outputs.
 //!
 //! Skipped, with the reason printed, when no Python with torch and torchvision is found
-//! ($CDW_VENV or ./.venv).
+//! ($`CDW_VENV` or ./.venv).
+
+// Each test is one scenario, read top to bottom as a user would go through it.
+#![allow(clippy::too_many_lines)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,9 +29,10 @@ fn succeeded(command: &mut Command) {
 }
 
 fn python_with_torch() -> Result<PathBuf, String> {
-    let venv = std::env::var_os("CDW_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    let venv = std::env::var_os("CDW_VENV").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"),
+        PathBuf::from,
+    );
     let py = venv.join("bin/python");
     if !py.exists() {
         return Err(format!("no Python at {}", py.display()));
@@ -36,8 +40,7 @@ fn python_with_torch() -> Result<PathBuf, String> {
     let ok = Command::new(&py)
         .args(["-c", "import torch, torchvision"])
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .is_ok_and(|s| s.success());
     if ok {
         Ok(py)
     } else {

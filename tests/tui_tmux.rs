@@ -12,6 +12,9 @@
 //! Each test has its own tmux server (socket), so one test's `kill-server` never reaches the
 //! other. Skipped, with the reason printed, only without tmux.
 
+// Each test is one scenario, read top to bottom as a user would go through it.
+#![allow(clippy::too_many_lines)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -187,8 +190,7 @@ impl Drop for Tmux {
 
 fn completed_epochs(run: &Path) -> usize {
     fs::read_to_string(run.join("metrics.csv"))
-        .map(|t| t.lines().skip(1).filter(|l| !l.is_empty()).count())
-        .unwrap_or(0)
+        .map_or(0, |t| t.lines().skip(1).filter(|l| !l.is_empty()).count())
 }
 
 /// The epoch column of metrics.csv's last row.

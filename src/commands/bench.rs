@@ -56,9 +56,7 @@ pub(crate) fn process_cpu_time() -> Option<Duration> {
 
 /// Number of cores this process may use.
 pub(crate) fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ impl RootArgs {
             other => other?,
         };
         if let Some(root) = &self.data_root {
-            cfg.data_root = root.clone();
+            cfg.data_root.clone_from(root);
         }
         Ok(cfg)
     }
@@ -370,10 +370,7 @@ fn sample(name: &str, index: usize, out: &Path, root: &RootArgs) -> Result<ExitC
     image
         .save_with_format(out, image::ImageFormat::Png)
         .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", out.display())))?;
-    let class = class_names
-        .get(label as usize)
-        .map(String::as_str)
-        .unwrap_or("?");
+    let class = class_names.get(label as usize).map_or("?", String::as_str);
     out!(
         "{name} image {index}: label {label} ({class}), {}x{}, written to {}",
         image.width(),

@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use tch::{utils, Cuda, Device, Kind, Tensor};
 
-use super::Failure;
-
-pub fn run() -> Result<(), Failure> {
+pub fn run() {
     println!("cdw {}", env!("CARGO_PKG_VERSION"));
     match loaded_libtorch() {
         Some((dir, version)) => println!("libtorch {version} (loaded from {})", dir.display()),
@@ -26,16 +24,13 @@ pub fn run() -> Result<(), Failure> {
     println!(
         "threads: {} (cores available: {})",
         tch::get_num_threads(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
         "MKL: {}, MKL-DNN: {}",
         yes_no(utils::has_mkl()),
         yes_no(utils::has_mkldnn())
     );
-    Ok(())
 }
 
 fn yes_no(b: bool) -> &'static str {

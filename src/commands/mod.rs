@@ -301,14 +301,17 @@ pub fn run(cli: Cli) -> ExitCode {
             runs::print_records(&args.paths).map(|()| ExitCode::SUCCESS)
         }
         Command::Records(args) => Ok(crate::tui::run(&args.ui.options(args.paths))),
-        Command::Info => info::run().map(|_| ExitCode::SUCCESS),
+        Command::Info => {
+            info::run();
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Train(args) => train::run(&args),
-        Command::Config(c) => config_cmd(c).map(|_| ExitCode::SUCCESS),
+        Command::Config(c) => config_cmd(c).map(|()| ExitCode::SUCCESS),
         Command::Evaluate(args) => evaluate::run(&args),
-        Command::Import(args) => interchange::import(&args).map(|_| ExitCode::SUCCESS),
-        Command::Export(args) => interchange::export(&args).map(|_| ExitCode::SUCCESS),
+        Command::Import(args) => interchange::import(&args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => interchange::export(&args).map(|()| ExitCode::SUCCESS),
         Command::Datasets(c) => datasets::run(c),
-        Command::Bench(c) => bench::run(&c).map(|_| ExitCode::SUCCESS),
+        Command::Bench(c) => bench::run(&c).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -246,7 +246,7 @@ fn install_interrupt_handler(stop: Interrupter) {
         let mut err = std::io::stderr();
         if stop.is_stopped() {
             let _ = writeln!(err, "\ninterrupted twice: exiting now");
-            std::process::exit(EXIT_INTERRUPTED as i32);
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
         let _ = writeln!(
             err,

@@ -132,6 +132,8 @@ impl std::fmt::Display for DeviceSpec {
 }
 
 /// The resolved configuration of one run: `common`, then the dataset's block, then `--set` pairs.
+// One field per key of config.yaml, as the reference names them: its switches are bools.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     pub dataset: String,

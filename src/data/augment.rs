@@ -9,6 +9,10 @@
 //! flip folded into the horizontal pass); the colour operations and the blur then work in place on
 //! the f32 planes, as torchvision's tensor functions do.
 
+// The pixel loops are `inline(always)` on purpose: that puts a copy of them inside the
+// `target_feature(enable = "avx2")` functions, where they are compiled for AVX2.
+#![allow(clippy::inline_always)]
+
 use image::RgbImage;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -134,13 +138,13 @@ impl Augment {
             // SAFETY: the CPU supports AVX2, checked just above.
             return unsafe { self.render_avx2(img, p, out) };
         }
-        self.render_baseline(img, p, out)
+        self.render_baseline(img, p, out);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn render_avx2(&self, img: &RgbImage, p: &ViewParams, out: &mut [f32]) {
-        self.render_baseline(img, p, out)
+        self.render_baseline(img, p, out);
     }
 
     // `inline(always)` here and on the pixel loops below puts a copy of them inside
@@ -258,7 +262,9 @@ impl ColorOp {
             ColorOp::Contrast(f) => {
                 let mean = mean_luma(img);
                 let offset = (1.0 - f) * mean;
-                img.iter_mut().for_each(|v| *v = unit(f * *v + offset));
+                for v in img.iter_mut() {
+                    *v = unit(f * *v + offset);
+                }
             }
             ColorOp::Saturation(f) => saturate(img, f),
             ColorOp::Hue(shift) => shift_hue(img, shift),
@@ -463,7 +469,9 @@ pub(crate) fn gaussian_kernel(sigma: f32) -> [f32; BLUR_KERNEL] {
         *w = (-0.5 * x * x).exp();
     }
     let total: f32 = k.iter().sum();
-    k.iter_mut().for_each(|w| *w /= total);
+    for w in &mut k {
+        *w /= total;
+    }
     k
 }
 
@@ -561,7 +569,7 @@ impl AxisFilter {
                 *wk = (1.0 - x.abs()).max(0.0);
                 total += *wk;
             }
-            let norm = if total != 0.0 { gain / total } else { 0.0 };
+            let norm = if total == 0.0 { 0.0 } else { gain / total };
             // Taps of weight 0 at either end (PIL keeps them) are dropped: they only cost time.
             let first = w[..n].iter().position(|&wk| wk != 0.0).unwrap_or(n);
             let last = w[..n]
@@ -1026,7 +1034,7 @@ mod tests {
     #[test]
     fn contrast_blends_with_the_mean_luma() {
         let px = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
-        let mean = (0.299 + 0.114) / 2.0;
+        let mean = f32::midpoint(0.299, 0.114);
         let mut img = chw(&px);
         ColorOp::Contrast(0.5).apply(&mut img);
         let half = |v: f32| 0.5 * v + 0.5 * mean;
@@ -1356,7 +1364,7 @@ mod tests {
     /// them): `cargo test --release stage_profile -- --ignored --nocapture`.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    #[ignore]
+    #[ignore = "a profile to read by hand, not a check"]
     fn stage_profile() {
         #[target_feature(enable = "avx2")]
         fn resize(img: &RgbImage, crop: Crop, size: usize, flip: bool, out: &mut [f32]) {
@@ -1402,7 +1410,7 @@ mod tests {
                 let p = aug.sample(img.width(), img.height(), &mut rng);
                 // SAFETY (all calls below): AVX2 checked above.
                 timed(0, &mut || unsafe {
-                    resize(&img, p.crop, size, p.flip, &mut out)
+                    resize(&img, p.crop, size, p.flip, &mut out);
                 });
                 for op in p.jitter.iter().flatten() {
                     let k = match op {
@@ -1443,7 +1451,7 @@ mod tests {
     /// Views per second on one thread:
     /// `cargo test --release view_throughput -- --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "a measurement to read by hand, not a check"]
     fn view_throughput() {
         let img32 = colourful(32, 32);
         let img96 = colourful(96, 96);

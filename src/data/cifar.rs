@@ -157,11 +157,11 @@ impl CifarKind {
             return Err(DataError::BadLabel {
                 path: path.to_path_buf(),
                 record: index,
-                label: label as i64,
+                label: i64::from(label),
                 allowed: self.allowed_labels(),
             });
         }
-        Ok(record[0] as i64)
+        Ok(i64::from(record[0]))
     }
 
     fn image(self, record: &[u8]) -> RgbImage {
@@ -237,7 +237,7 @@ impl CifarBinary {
                     dataset: name,
                     done,
                     total,
-                })
+                });
             },
         )?;
         let (images, labels) = decoded.into_iter().unzip();
@@ -349,7 +349,7 @@ impl CifarPython {
                         dataset: name,
                         done: before + done,
                         total,
-                    })
+                    });
                 },
             )?;
             images.extend(decoded);

@@ -125,7 +125,7 @@ impl Default for Options {
             retries: 5,
             retry_pause: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_mins(1),
         }
     }
 }
@@ -252,13 +252,13 @@ pub fn fetch(
     let mut attempt = 0;
     let mut received_any = false;
     loop {
-        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        let have = std::fs::metadata(&part).map_or(0, |m| m.len());
         match fetch_once(&agent, url, &part, have, on) {
             Ok(()) => break,
             Err(Attempt::Fatal(e)) => return Err(e),
             Err(Attempt::Broken { reason, progressed }) => {
                 received_any |= progressed;
-                let done = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+                let done = std::fs::metadata(&part).map_or(0, |m| m.len());
                 // A host that cannot be reached at all is reported at once (no network).
                 if !received_any {
                     return Err(DownloadError::Unreachable {
@@ -436,11 +436,10 @@ pub fn md5_file(path: &Path, on: &mut dyn FnMut(DownloadEvent)) -> std::io::Resu
             total,
         });
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().fold(String::new(), |mut hex, b| {
+        hex.push_str(&format!("{b:02x}"));
+        hex
+    }))
 }
 
 /// Extracts a `.tar.gz` or `.zip` into `into`, leaving out the entries named in `skip`. Entries
@@ -502,8 +501,7 @@ pub fn extract(
                         "entry {} would be written outside the target folder",
                         entry
                             .name()
-                            .map(|n| n.into_owned())
-                            .unwrap_or_else(|_| format!("number {i}"))
+                            .map_or_else(|_| format!("number {i}"), |n| n.into_owned())
                     )));
                 };
                 done += entry.compressed_size();

@@ -115,7 +115,7 @@ impl ImageFolder {
                     dataset: &self.name,
                     done,
                     total,
-                })
+                });
             },
         )?;
         Ok(ImageSet {

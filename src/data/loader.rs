@@ -50,9 +50,7 @@ impl Loader {
         seed: u64,
     ) -> Loader {
         let workers = if workers == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             workers
         };
@@ -83,7 +81,7 @@ impl Loader {
     pub fn batch(&self, epoch: i64, order: &[usize], index: usize) -> Batch {
         let b = self.batch_size;
         let len = self.augment.view_len();
-        let s = self.augment.image_size as i64;
+        let s = i64::from(self.augment.image_size);
         let shape = [b as i64, 3, s, s];
         let mut view1 = Tensor::empty(shape, (Kind::Float, Device::Cpu));
         let mut view2 = Tensor::empty(shape, (Kind::Float, Device::Cpu));
@@ -213,7 +211,7 @@ fn values_mut(t: &mut Tensor) -> &mut [f32] {
     // storage is shared with nothing (see above). `empty` leaves the values as the allocator
     // gave them, but every bit pattern is a valid f32, and `batch` writes each value before
     // anything reads it.
-    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) }
+    unsafe { std::slice::from_raw_parts_mut(t.data_ptr().cast::<f32>(), n) }
 }
 
 /// Asks the kernel to back the (not yet touched) memory of a large tensor with transparent huge

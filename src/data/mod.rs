@@ -173,9 +173,7 @@ pub(crate) fn threads(workers: usize) -> usize {
     if workers > 0 {
         workers
     } else {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }
 

@@ -82,11 +82,11 @@ pub fn render(a: &ShapeAttributes, res: u32) -> RgbImage {
     let bg_a = hsv_to_rgb(a.background_hue, 0.35, 0.75);
     let bg_b = hsv_to_rgb(a.background_hue, 0.35, 0.45);
     let fg = hsv_to_rgb(a.hue, 0.9, 0.95);
-    let n = res as f64;
+    let n = f64::from(res);
     let period = 6.0 / 32.0 * n;
     let (sin, cos) = a.rotation.sin_cos();
     RgbImage::from_fn(res, res, |px, py| {
-        let (fx, fy) = (px as f64 + 0.5, py as f64 + 0.5);
+        let (fx, fy) = (f64::from(px) + 0.5, f64::from(py) + 0.5);
         let background = match a.texture {
             0 => {
                 if ((fx + fy) / period).floor() as i64 % 2 == 0 {

@@ -55,11 +55,11 @@ impl Stl10 {
                     return Err(DataError::BadLabel {
                         path: y,
                         record: i,
-                        label: l as i64,
+                        label: i64::from(l),
                         allowed: "1 to 10",
                     });
                 }
-                labels.push(l as i64 - 1);
+                labels.push(i64::from(l) - 1);
             }
             splits.push((x, labels));
         }
@@ -107,7 +107,7 @@ impl Stl10 {
                         dataset: "stl10",
                         done: before + done,
                         total,
-                    })
+                    });
                 },
             )?;
             images.extend(decoded);

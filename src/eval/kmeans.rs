@@ -474,7 +474,7 @@ mod tests {
         let seeds = data.kmeans_plusplus(8, 10, &mut ChaCha8Rng::seed_from_u64(5));
         let runs = data.lloyd(&seeds, 300, &mut |_| {}).unwrap();
         let inertias: Vec<f64> = runs.iter().map(|r| r.inertia).collect();
-        let lowest = inertias.iter().cloned().fold(f64::INFINITY, f64::min);
+        let lowest = inertias.iter().copied().fold(f64::INFINITY, f64::min);
         assert_eq!(kept.inertia, lowest);
         assert!(
             inertias.iter().any(|&i| i > lowest),
@@ -489,7 +489,9 @@ mod tests {
             .enumerate()
             .map(|(i, &l)| {
                 (0..4)
-                    .map(|j| (rows[i * 4 + j] as f64 - c[l as usize * 4 + j] as f64).powi(2))
+                    .map(|j| {
+                        (f64::from(rows[i * 4 + j]) - f64::from(c[l as usize * 4 + j])).powi(2)
+                    })
                     .sum::<f64>()
             })
             .sum();
@@ -563,16 +565,16 @@ mod tests {
                 let g = (restart * k + c) as usize;
                 want_counts[g] += 1.0;
                 for j in 0..3 {
-                    want[g * 3 + j] += rows[row * 3 + j] as f64;
+                    want[g * 3 + j] += f64::from(rows[row * 3 + j]);
                 }
             }
             let got: Vec<f32> = Vec::try_from(sums.flatten(0, 1)).unwrap();
             let got_counts: Vec<f32> = Vec::try_from(&counts).unwrap();
             for (g, w) in got.iter().zip(&want) {
-                assert!((*g as f64 - w).abs() < 1e-3, "k={k}: {g} vs {w}");
+                assert!((f64::from(*g) - w).abs() < 1e-3, "k={k}: {g} vs {w}");
             }
             assert_eq!(
-                got_counts.iter().map(|&c| c as f64).collect::<Vec<_>>(),
+                got_counts.iter().map(|&c| f64::from(c)).collect::<Vec<_>>(),
                 want_counts
             );
         }

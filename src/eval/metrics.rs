@@ -123,21 +123,21 @@ impl Contingency {
         if mi == 0.0 {
             return 0.0;
         }
-        let normaliser = (entropy(&self.class_sizes) + entropy(&self.cluster_sizes)) / 2.0;
+        let normaliser = f64::midpoint(entropy(&self.class_sizes), entropy(&self.cluster_sizes));
         mi / normaliser
     }
 
     fn ari(&self) -> f64 {
         // Pair confusion matrix as scikit-learn builds it; i128 because tp * tn overflows i64
         // from about 50,000 samples on.
-        let n = self.n as i128;
+        let n = i128::from(self.n);
         let sum_squares: i128 = self
             .counts
             .iter()
             .flatten()
-            .map(|&c| (c as i128) * (c as i128))
+            .map(|&c| i128::from(c) * i128::from(c))
             .sum();
-        let squares = |sizes: &[u64]| sizes.iter().map(|&s| (s as i128) * (s as i128)).sum();
+        let squares = |sizes: &[u64]| sizes.iter().map(|&s| i128::from(s) * i128::from(s)).sum();
         let (class_sq, cluster_sq): (i128, i128) =
             (squares(&self.class_sizes), squares(&self.cluster_sizes));
         let tp = sum_squares - n;

@@ -175,12 +175,11 @@ pub fn cluster(
 ) -> Result<Clustering, EvalError> {
     let start = Instant::now();
     let all: Vec<usize>;
-    let indices = match subset {
-        Some(s) => s,
-        None => {
-            all = (0..set.len()).collect();
-            &all
-        }
+    let indices = if let Some(s) = subset {
+        s
+    } else {
+        all = (0..set.len()).collect();
+        &all
     };
     if indices.is_empty() {
         return Err(EvalError::Empty);
@@ -203,7 +202,7 @@ pub fn cluster(
                     space,
                     restart,
                     restarts,
-                })
+                });
             })
             .map_err(|source| EvalError::KMeans { space, source })
         })?;
@@ -341,7 +340,7 @@ pub fn tsne_maps(
                     space,
                     iteration,
                     iterations,
-                })
+                });
             })
             .map_err(|source| EvalError::Tsne { space, source })
         })

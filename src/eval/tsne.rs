@@ -290,7 +290,7 @@ mod tests {
         let x: Vec<f32> = (0..300)
             .flat_map(|i| {
                 (0..20).map(move |j| {
-                    let (i, j) = (i as f64, j as f64);
+                    let (i, j) = (f64::from(i), f64::from(j));
                     ((i * 0.37 + j * 1.3).sin() + (i * i * 0.011 + j).cos()) as f32
                 })
             })

@@ -328,7 +328,7 @@ impl CheckpointDir {
             let _ = fs::remove_file(&tmp);
             let linked = fs::hard_link(&last, &tmp).or_else(|_| fs::copy(&last, &tmp).map(|_| ()));
             linked
-                .and_then(|_| fs::rename(&tmp, &kept))
+                .and_then(|()| fs::rename(&tmp, &kept))
                 .map_err(|source| StoreError::Write { path: kept, source })?;
         }
         Ok(last)

@@ -237,16 +237,15 @@ pub fn import_torch(
     let spec = infer_spec(&sd).map_err(content)?;
     let model = match_network(&sd, spec).map_err(content)?;
     let mut notes = Vec::new();
-    let adam = match root.get("optimizer").filter(|_| full) {
-        Some(opt) => Some(read_adam(&file, opt, &sd)?),
-        None => {
-            notes.push(if full {
-                "the checkpoint has no optimizer state: Adam starts afresh".to_string()
-            } else {
-                "a state_dict holds weights only: Adam starts afresh".to_string()
-            });
-            None
-        }
+    let adam = if let Some(opt) = root.get("optimizer").filter(|_| full) {
+        Some(read_adam(&file, opt, &sd)?)
+    } else {
+        notes.push(if full {
+            "the checkpoint has no optimizer state: Adam starts afresh".to_string()
+        } else {
+            "a state_dict holds weights only: Adam starts afresh".to_string()
+        });
+        None
     };
     let (optimizer, missing) =
         adam_state(&model, adam.as_ref().map(|a| &a.moments)).map_err(content)?;
@@ -307,21 +306,20 @@ fn read_state_dict(file: &TorchFile) -> Result<(Vec<(String, Tensor)>, bool), In
         what,
     };
     let root = &file.root;
-    let (mut sd, full) = match file.state_dict(root)? {
-        Some(sd) => (sd, false),
-        None => {
-            let inner = ["state_dict", "net", "model"]
-                .iter()
-                .find_map(|k| root.get(k))
-                .ok_or_else(|| content(not_a_checkpoint(root)))?;
-            let sd = file.state_dict(inner)?.ok_or_else(|| {
-                content(format!(
-                    "the checkpoint's state_dict is not a dict of tensors (found {})",
-                    inner.describe()
-                ))
-            })?;
-            (sd, true)
-        }
+    let (mut sd, full) = if let Some(sd) = file.state_dict(root)? {
+        (sd, false)
+    } else {
+        let inner = ["state_dict", "net", "model"]
+            .iter()
+            .find_map(|k| root.get(k))
+            .ok_or_else(|| content(not_a_checkpoint(root)))?;
+        let sd = file.state_dict(inner)?.ok_or_else(|| {
+            content(format!(
+                "the checkpoint's state_dict is not a dict of tensors (found {})",
+                inner.describe()
+            ))
+        })?;
+        (sd, true)
     };
     if !sd.is_empty() && sd.iter().all(|(k, _)| k.starts_with("module.")) {
         for (k, _) in &mut sd {
@@ -443,24 +441,21 @@ fn adam_state(
     let mut missing = 0;
     for (key, squared) in [("exp_avg", false), ("exp_avg_sq", true)] {
         for (name, p) in &trainable {
-            let t = match moments.and_then(|m| m.get(name)) {
-                Some((m, v)) => {
-                    let t = if squared { v } else { m };
-                    if t.size() != p.size() {
-                        return Err(format!(
-                            "Adam state of {name} has shape {:?}, the parameter {:?}",
-                            t.size(),
-                            p.size()
-                        ));
-                    }
-                    t.to_kind(p.kind())
+            let t = if let Some((m, v)) = moments.and_then(|m| m.get(name)) {
+                let t = if squared { v } else { m };
+                if t.size() != p.size() {
+                    return Err(format!(
+                        "Adam state of {name} has shape {:?}, the parameter {:?}",
+                        t.size(),
+                        p.size()
+                    ));
                 }
-                None => {
-                    if !squared {
-                        missing += 1;
-                    }
-                    p.zeros_like()
+                t.to_kind(p.kind())
+            } else {
+                if !squared {
+                    missing += 1;
                 }
+                p.zeros_like()
             };
             optimizer.push((format!("{key}.{name}"), t));
         }
@@ -502,8 +497,7 @@ fn read_reference_records(file: &TorchFile, root: &Value) -> Result<RunRecords, 
         let n = rec
             .get("epoch")
             .and_then(Value::as_seq)
-            .map(|s| s.len())
-            .unwrap_or(0);
+            .map_or(0, |s| s.len());
         for i in 0..n {
             let Some(epoch) = col("epoch", i)? else {
                 continue;

@@ -43,7 +43,7 @@ impl RunLock {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
                     f.write_all(format!("{pid}\n").as_bytes())
-                        .and_then(|_| f.sync_all())
+                        .and_then(|()| f.sync_all())
                         .map_err(|source| StoreError::Write {
                             path: path.clone(),
                             source,

@@ -274,7 +274,7 @@ impl RunLog {
             ),
         ] {
             writeln!(w, "{header}")
-                .and_then(|_| w.flush())
+                .and_then(|()| w.flush())
                 .map_err(|source| StoreError::Write { path, source })?;
         }
         Ok(log)

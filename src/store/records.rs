@@ -142,7 +142,8 @@ fn parse_records_csv(text: &str) -> Result<Vec<RecordColumn>, String> {
         .flexible(true)
         .from_reader(text.as_bytes());
     let width = rdr.headers().map_err(|e| e.to_string())?.len().max(1) - 1;
-    let mut rows: std::collections::HashMap<String, Vec<Option<f64>>> = Default::default();
+    let mut rows: std::collections::HashMap<String, Vec<Option<f64>>> =
+        std::collections::HashMap::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| e.to_string())?;
         let Some(name) = rec.get(0) else { continue };

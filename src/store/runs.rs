@@ -26,7 +26,7 @@ pub const LAUNCH_LOG: &str = "train.log";
 pub const LAUNCH_FILE: &str = "launch.json";
 
 /// How long a `running` run may go without writing before it is shown as crashed, at least.
-pub const STALE_AT_LEAST: Duration = Duration::from_secs(10 * 60);
+pub const STALE_AT_LEAST: Duration = Duration::from_mins(10);
 
 /// A background training as the workbench started it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,17 +233,14 @@ pub fn summarize(path: &Path, now: SystemTime) -> Option<RunSummary> {
             s.epoch = st.epoch;
             s.epochs = st.epochs;
             s.error.clone_from(&st.error);
-            match restarting {
-                Some(l) => {
-                    s.pid = Some(l.pid);
-                    s.shown = ShownState::Starting;
-                }
-                None => {
-                    s.pid = Some(st.pid);
-                    s.shown = shown_state(&st, modified, now, longest_epoch);
-                    if s.shown == ShownState::Crashed && s.error.is_none() {
-                        s.error = Some(crash_reason(&st, modified));
-                    }
+            if let Some(l) = restarting {
+                s.pid = Some(l.pid);
+                s.shown = ShownState::Starting;
+            } else {
+                s.pid = Some(st.pid);
+                s.shown = shown_state(&st, modified, now, longest_epoch);
+                if s.shown == ShownState::Crashed && s.error.is_none() {
+                    s.error = Some(crash_reason(&st, modified));
                 }
             }
         }
@@ -483,7 +480,7 @@ mod tests {
         let st = status(RunState::Running, std::process::id());
         assert_eq!(shown_state(&st, now, now, 30.0), ShownState::Running);
         // Nine minutes quiet is still running (an evaluation may take that long).
-        let nine = now - Duration::from_secs(9 * 60);
+        let nine = now - Duration::from_mins(9);
         assert_eq!(shown_state(&st, nine, now, 30.0), ShownState::Running);
     }
 
@@ -499,11 +496,11 @@ mod tests {
         let now = SystemTime::now();
         let st = status(RunState::Running, std::process::id());
         // 11 minutes with 30 s epochs: crashed.
-        let quiet = now - Duration::from_secs(11 * 60);
+        let quiet = now - Duration::from_mins(11);
         assert_eq!(shown_state(&st, quiet, now, 30.0), ShownState::Crashed);
         // The same 11 minutes with 5-minute epochs is within 3 epochs: running.
         assert_eq!(shown_state(&st, quiet, now, 300.0), ShownState::Running);
-        assert_eq!(stale_after(300.0), Duration::from_secs(900));
+        assert_eq!(stale_after(300.0), Duration::from_mins(15));
         assert_eq!(stale_after(1.0), STALE_AT_LEAST);
     }
 

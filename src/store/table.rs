@@ -225,14 +225,13 @@ impl Table {
             let mut row = Vec::with_capacity(width);
             for i in 0..width {
                 let cell = rec.get(i + 1).unwrap_or("");
-                match number(cell) {
-                    Ok(v) => row.push(v),
-                    Err(()) => {
-                        problem.get_or_insert(format!(
-                            "line {line}: `{cell}` in row {name}, column {i} is not a number"
-                        ));
-                        continue 'lines;
-                    }
+                if let Ok(v) = number(cell) {
+                    row.push(v);
+                } else {
+                    problem.get_or_insert(format!(
+                        "line {line}: `{cell}` in row {name}, column {i} is not a number"
+                    ));
+                    continue 'lines;
                 }
             }
             names.push(name);

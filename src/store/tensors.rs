@@ -57,6 +57,8 @@ pub fn tensor_bytes(t: &Tensor) -> (Kind, Vec<usize>, Vec<u8>) {
 }
 
 /// Serialises `tensors` with `metadata` into safetensors bytes.
+// The safetensors crate takes std's HashMap, so no other hasher could be passed on.
+#[allow(clippy::implicit_hasher)]
 pub fn to_safetensors_bytes(
     tensors: &[(String, Tensor)],
     metadata: HashMap<String, String>,
@@ -80,6 +82,7 @@ pub fn to_safetensors_bytes(
 }
 
 /// Writes `tensors` and `metadata` to `path` as a safetensors file, atomically.
+#[allow(clippy::implicit_hasher)]
 pub fn write_safetensors(
     path: &Path,
     tensors: &[(String, Tensor)],

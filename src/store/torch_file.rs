@@ -159,13 +159,15 @@ impl TorchFile {
             return Ok(None);
         };
         match callable.as_global() {
-            Some(("torch._utils", "_rebuild_parameter"))
-            | Some(("torch._utils", "_rebuild_parameter_with_state")) => match args.first() {
-                Some(inner) => self.tensor(inner),
-                None => Ok(None),
-            },
-            Some(("torch._utils", "_rebuild_tensor_v2"))
-            | Some(("torch._utils", "_rebuild_tensor")) => self.rebuild(args).map(Some),
+            Some(("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")) => {
+                match args.first() {
+                    Some(inner) => self.tensor(inner),
+                    None => Ok(None),
+                }
+            }
+            Some(("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor")) => {
+                self.rebuild(args).map(Some)
+            }
             _ => Ok(None),
         }
     }
@@ -260,7 +262,9 @@ fn collect_storages(v: &Value, out: &mut Vec<(String, Kind, usize)>) {
     }
     match v {
         Value::Tuple(x) | Value::List(x) | Value::Set(x) => {
-            x.iter().for_each(|i| collect_storages(i, out))
+            for i in x {
+                collect_storages(i, out);
+            }
         }
         Value::Dict(items) => items.iter().for_each(|(k, x)| {
             collect_storages(k, out);

@@ -823,6 +823,7 @@ mod saving_tests {
 
     #[test]
     fn unwritable_checkpoint_dir_fails_clearly_and_keeps_the_last_checkpoint() {
+        use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ckpt");
         let cfg = tiny(2);
@@ -848,7 +849,6 @@ mod saving_tests {
             )),
             "{msg}"
         );
-        use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
         assert_eq!(
             fs::read(dir.join("checkpoint.safetensors")).unwrap(),

@@ -97,10 +97,10 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let g = if self.weight_decay != 0.0 {
-                    &g + p * self.weight_decay
-                } else {
+                let g = if self.weight_decay == 0.0 {
                     g
+                } else {
+                    &g + p * self.weight_decay
                 };
                 let _ = m.g_mul_scalar_(BETA1).g_add_(&(&g * (1.0 - BETA1)));
                 let _ = v.g_mul_scalar_(BETA2).g_add_(&(g.square() * (1.0 - BETA2)));

@@ -82,6 +82,16 @@ impl Ctx {
     }
 }
 
+/// True when `every` has passed since `last` (or there was no last time), and then `last` is now:
+/// how screens pace their looks at files.
+pub fn due(last: &mut Option<Instant>, every: Duration) -> bool {
+    if last.is_some_and(|t| t.elapsed() < every) {
+        return false;
+    }
+    *last = Some(Instant::now());
+    true
+}
+
 /// A yes/no question in a dialog; the answer goes back to the screen that asked, with its tag.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Question {

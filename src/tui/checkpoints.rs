@@ -22,7 +22,7 @@ use ratatui::Frame;
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
-use super::app::{Cmd, Ctx, KeyHelp, Question, Screen};
+use super::app::{due, Cmd, Ctx, KeyHelp, Question, Screen};
 use super::evaluation::{self, Evaluation};
 use super::feed::LogKind;
 use super::jobs::{self, Job};
@@ -95,7 +95,7 @@ pub struct CheckpointsScreen {
     action: Option<Action>,
     /// The last line of the last export or import.
     result: Option<(LogKind, String)>,
-    last_look: Instant,
+    last_look: Option<Instant>,
 }
 
 /// Orders the list: the latest checkpoint, kept ones (newest first), then models: best, final,
@@ -144,7 +144,7 @@ impl CheckpointsScreen {
             asked: None,
             action: None,
             result: None,
-            last_look: Instant::now(),
+            last_look: Some(Instant::now()),
         };
         s.reload();
         s.table.select((!s.entries.is_empty()).then_some(0));
@@ -568,8 +568,7 @@ impl Screen for CheckpointsScreen {
 
     fn poll(&mut self, ctx: &mut Ctx) -> bool {
         let mut changed = self.poll_evaluations() | self.poll_action();
-        if self.last_look.elapsed() >= LOOK_EVERY {
-            self.last_look = Instant::now();
+        if due(&mut self.last_look, LOOK_EVERY) {
             let before: Vec<(PathBuf, u64)> = self
                 .entries
                 .iter()

@@ -8,7 +8,7 @@
 //! curve grows.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
@@ -18,7 +18,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::app::{Cmd, Ctx, KeyHelp, Screen};
+use super::app::{due, Cmd, Ctx, KeyHelp, Screen};
 use super::plot::{self, Curve};
 use super::widgets::{self, cut, fmt_value};
 use crate::store::runs::read_config_fields;
@@ -50,9 +50,9 @@ pub struct Member {
 }
 
 impl Member {
-    fn read(dir: PathBuf) -> Member {
-        let source = Source::run(&dir);
-        let config = read_config_fields(&dir).map_err(|e| e.to_string());
+    fn read(dir: &Path) -> Member {
+        let source = Source::run(dir);
+        let config = read_config_fields(dir).map_err(|e| e.to_string());
         let mut m = Member {
             source,
             config,
@@ -103,8 +103,8 @@ pub struct CompareScreen {
 
 impl CompareScreen {
     /// The runs in these folders, in this order (the first is the one differences are taken to).
-    pub fn new(runs: Vec<PathBuf>) -> CompareScreen {
-        let members: Vec<Member> = runs.into_iter().map(Member::read).collect();
+    pub fn new(runs: &[PathBuf]) -> CompareScreen {
+        let members: Vec<Member> = runs.iter().map(|r| Member::read(r)).collect();
         let mut s = CompareScreen {
             members,
             metrics: Vec::new(),
@@ -322,11 +322,7 @@ impl Screen for CompareScreen {
     }
 
     fn poll(&mut self, _ctx: &mut Ctx) -> bool {
-        if self.last_look.is_some_and(|t| t.elapsed() < RELOAD_EVERY) {
-            return false;
-        }
-        self.last_look = Some(Instant::now());
-        self.reload_changed()
+        due(&mut self.last_look, RELOAD_EVERY) && self.reload_changed()
     }
 
     fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -540,7 +536,7 @@ mod tests {
 
     fn pair() -> CompareScreen {
         let root = testing::fixture_root().join("shapes");
-        CompareScreen::new(vec![
+        CompareScreen::new(&[
             root.join("bs64_lr0.0003_ResNet18"),
             root.join("bs64_lr0.0003_ResNet18_simclr"),
         ])
@@ -601,7 +597,7 @@ mod tests {
             )]
         );
         let root = testing::fixture_root();
-        let three = CompareScreen::new(vec![
+        let three = CompareScreen::new(&[
             root.join("shapes/bs64_lr0.0003_ResNet18"),
             root.join("shapes/bs32_lr0.0003_ResNet18"),
             root.join("cifar10/reference_CD"),
@@ -639,7 +635,7 @@ mod tests {
     fn a_live_run_s_curve_grows_when_its_files_change() {
         let dir = testing::fixture_copy(Duration::from_secs(30));
         let run = dir.path().join("shapes/bs64_lr0.0003_ResNet18");
-        let mut s = CompareScreen::new(vec![
+        let mut s = CompareScreen::new(&[
             run.clone(),
             dir.path().join("shapes/bs64_lr0.0003_ResNet18_simclr"),
         ]);
@@ -677,7 +673,7 @@ mod tests {
         let root = testing::fixture_root();
         let dir = tempfile::tempdir().unwrap();
         let mut ctx = testing::ctx(dir.path());
-        let mut app = App::new(Box::new(CompareScreen::new(vec![
+        let mut app = App::new(Box::new(CompareScreen::new(&[
             root.join("shapes/bs64_lr0.0003_ResNet18"),
             root.join("shapes/bs32_lr0.0003_ResNet18"),
             root.join("shapes/bs64_lr0.0003_ResNet18_simclr"),

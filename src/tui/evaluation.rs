@@ -149,20 +149,8 @@ impl Evaluation {
         let mut changed = got.restarted || got.skipped > 0;
         for e in got.events {
             match e {
-                Event::EvaluationProgress {
-                    epoch,
-                    stage,
-                    space,
-                    done,
-                    total,
-                } => {
-                    self.progress = Some(Progress {
-                        epoch,
-                        stage,
-                        space,
-                        done,
-                        total,
-                    });
+                Event::EvaluationProgress { .. } => {
+                    self.progress = Progress::of(&e);
                     changed = true;
                 }
                 Event::EvaluateResult { report } => {

@@ -67,6 +67,28 @@ pub struct Progress {
     pub total: usize,
 }
 
+impl Progress {
+    /// The progress an `evaluation_progress` event reports; `None` for any other event.
+    pub fn of(event: &Event) -> Option<Progress> {
+        match *event {
+            Event::EvaluationProgress {
+                epoch,
+                stage,
+                space,
+                done,
+                total,
+            } => Some(Progress {
+                epoch,
+                stage,
+                space,
+                done,
+                total,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The time left, as far as it can be told yet.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Eta {
@@ -135,7 +157,7 @@ impl Feed {
         f
     }
 
-    /// Takes one event into the history.
+    /// Takes one event into the history: the progress events here, the rest in [`Feed::logged`].
     pub fn apply(&mut self, event: &Event) {
         match event {
             Event::Started {
@@ -213,21 +235,14 @@ impl Feed {
                 best: *best,
                 seconds: *seconds,
             }),
-            Event::EvaluationProgress {
-                epoch,
-                stage,
-                space,
-                done,
-                total,
-            } => {
-                self.evaluating = Some(Progress {
-                    epoch: *epoch,
-                    stage: *stage,
-                    space: *space,
-                    done: *done,
-                    total: *total,
-                });
-            }
+            Event::EvaluationProgress { .. } => self.evaluating = Progress::of(event),
+            other => self.logged(other),
+        }
+    }
+
+    /// The events that add a log line (files written) or end the session.
+    fn logged(&mut self, event: &Event) {
+        match event {
             Event::TsneWritten { epoch, .. } => {
                 self.push(
                     LogKind::Info,
@@ -258,10 +273,9 @@ impl Feed {
                 LogKind::Error,
                 format!("failed: {error}"),
             ),
-            Event::DownloadProgress { .. }
-            | Event::Downloaded { .. }
-            | Event::DownloadManual { .. }
-            | Event::EvaluateResult { .. } => {}
+            // Progress events are taken by `apply`; downloads and `cdw evaluate`'s result are
+            // not a training's.
+            _ => {}
         }
     }
 

@@ -66,13 +66,12 @@ impl GpuView {
     pub fn record(&mut self, readings: Vec<DeviceReading>) {
         for r in readings {
             let pos = self.devices.iter().position(|d| d.last.index == r.index);
-            let d = match pos {
-                Some(i) => &mut self.devices[i],
-                None => {
-                    self.devices.push(DeviceHistory::default());
-                    let last = self.devices.len() - 1;
-                    &mut self.devices[last]
-                }
+            let d = if let Some(i) = pos {
+                &mut self.devices[i]
+            } else {
+                self.devices.push(DeviceHistory::default());
+                let last = self.devices.len() - 1;
+                &mut self.devices[last]
             };
             push_capped(&mut d.utilisation, u64::from(r.utilisation.unwrap_or(0)));
             push_capped(&mut d.memory, r.memory_used.unwrap_or(0) >> 20);

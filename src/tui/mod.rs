@@ -98,7 +98,7 @@ pub fn run(opts: &Options) -> ExitCode {
         }
     };
     let mut ctx = Ctx::new(opts.records.clone(), opts.checkpoints.clone());
-    ctx.config = opts.config.clone();
+    ctx.config.clone_from(&opts.config);
     ctx.theme = theme;
     ctx.glyphs = Glyphs { ascii: opts.ascii };
     let result = tokio::runtime::Builder::new_current_thread()

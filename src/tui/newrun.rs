@@ -294,7 +294,7 @@ impl NewRunScreen {
             KeyCode::Home => form.row = 0,
             KeyCode::End => form.row = FIELDS.len() - 1,
             KeyCode::Enter | KeyCode::Char('e') => form.activate(),
-            KeyCode::Char(' ') | KeyCode::Right | KeyCode::Char('l') => {
+            KeyCode::Char(' ' | 'l') | KeyCode::Right => {
                 if !form.cycle(false) {
                     form.activate();
                 }
@@ -463,9 +463,15 @@ fn draw_form(form: &Form, frame: &mut Frame, area: Rect, ctx: &Ctx) {
     } else {
         Layout::vertical([Constraint::Min(5), Constraint::Length(6)]).areas(area)
     };
+    draw_fields(form, frame, fields, ctx);
+    draw_run_panel(form, frame, side, ctx);
+}
+
+/// The fields under their group headings, then what the selected one does and accepts.
+fn draw_fields(form: &Form, frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let block = widgets::block("Config", true, ctx);
-    let inner = block.inner(fields);
-    frame.render_widget(block, fields);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
     // Two lines below the fields: what the selected one does, and what it accepts (or the error).
     let rows = usize::from(inner.height.saturating_sub(2)).max(1);
     // The fields under their group headings; the window scrolls to keep the selection in view.
@@ -535,10 +541,13 @@ fn draw_form(form: &Form, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         )),
     });
     frame.render_widget(Paragraph::new(lines), inner);
+}
 
+/// The experiment name, whether the run exists, and every field changed from the defaults.
+fn draw_run_panel(form: &Form, frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let block = widgets::block("Run", false, ctx);
-    let inner = block.inner(side);
-    frame.render_widget(block, side);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
     let mut lines = vec![Line::from(vec![
         Span::styled("experiment ", ctx.theme.dim),
         Span::styled(form.cfg.experiment_name(), ctx.theme.title),

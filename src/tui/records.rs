@@ -17,7 +17,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::app::{Cmd, Ctx, KeyHelp, Screen};
+use super::app::{due, Cmd, Ctx, KeyHelp, Screen};
 use super::plot::{self, Curve};
 use super::widgets::{self, cut, fmt_value, fmt_x};
 use crate::store::table::{open_path, Source, Table};
@@ -377,10 +377,9 @@ impl Screen for RecordsScreen {
     }
 
     fn poll(&mut self, _ctx: &mut Ctx) -> bool {
-        if self.last_look.is_some_and(|t| t.elapsed() < RELOAD_EVERY) {
+        if !due(&mut self.last_look, RELOAD_EVERY) {
             return false;
         }
-        self.last_look = Some(Instant::now());
         let stamp = self.source_stamp();
         if stamp == self.stamp {
             return false;
@@ -594,7 +593,7 @@ impl RecordsScreen {
         // Each metric on its own axes while they fit at 6 lines or more; else all on one.
         let stacked = !names.is_empty() && usize::from(area.height) / names.len() >= 6;
         let curve = |i: usize, n: &String| Curve {
-            name: n.to_string(),
+            name: n.clone(),
             color: ctx.theme.series_color(i),
             points: t.column(n).map(|c| t.series(c)).unwrap_or_default(),
         };

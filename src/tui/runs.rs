@@ -229,7 +229,7 @@ impl RunsScreen {
                 live.len()
             ));
         }
-        Cmd::Push(Box::new(super::compare::CompareScreen::new(live)))
+        Cmd::Push(Box::new(super::compare::CompareScreen::new(&live)))
     }
 
     /// The runs in the order shown.

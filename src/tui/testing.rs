@@ -14,7 +14,7 @@ use super::app::{App, Ctx};
 
 /// The time every snapshot is drawn at: 2026-12-01 12:00:00 UTC.
 pub fn fixed_now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_126_400)
+    SystemTime::UNIX_EPOCH + Duration::from_hours(498_924)
 }
 
 /// The fixture runs of `tests/fixtures/runs/`.

@@ -284,7 +284,7 @@ mod tests {
     #[test]
     fn durations_read_short() {
         assert_eq!(short_duration(Duration::from_secs(12)), "12s");
-        assert_eq!(short_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(short_duration(Duration::from_mins(5)), "5m");
         assert_eq!(short_duration(Duration::from_secs(7300)), "2h");
         assert_eq!(short_duration(Duration::from_secs(200_000)), "2d");
         assert_eq!(clock(Duration::from_secs(65)), "1:05");

@@ -183,7 +183,7 @@ impl TestServer {
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
         let handle = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline = Instant::now() + Duration::from_mins(1);
             let mut behaviour = behaviour;
             let mut served = 0;
             while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline && served < 100 {
@@ -333,12 +333,14 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;
     md5::Md5::digest(bytes)
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::new(), |mut hex, b| {
+            hex.push_str(&format!("{b:02x}"));
+            hex
+        })
 }
 
 /// A protocol-2 pickle laid out as the official CIFAR python batches are (written by Python 2:
-/// str keys as SHORT_BINSTRING, `data` a numpy uint8 array of N x 3072 rebuilt by
+/// str keys as `SHORT_BINSTRING`, `data` a numpy uint8 array of N x 3072 rebuilt by
 /// `numpy.core.multiarray._reconstruct`, labels as lists of small ints).
 pub fn cifar_python_batch(label_lists: &[(&str, Vec<u8>)], data: &[u8], n: usize) -> Vec<u8> {
     fn short_str(out: &mut Vec<u8>, s: &[u8]) {

@@ -274,7 +274,10 @@ fn measure(
         .map(|(end, begin)| end.saturating_sub(begin));
     let last = arrivals.last().copied().unwrap_or(wall);
     let (measured, seconds) = if warmup > 0 && arrivals.len() > warmup {
-        (arrivals.len() - warmup, last - arrivals[warmup - 1])
+        (
+            arrivals.len() - warmup,
+            last.saturating_sub(arrivals[warmup - 1]),
+        )
     } else {
         (arrivals.len(), last)
     };
@@ -355,12 +358,11 @@ fn jpeg_folder(
     workers: &[usize],
     table: &mut Table,
 ) -> Result<(JpegFolder, ImageSet, Vec<Decode>), Failure> {
-    let (dir, _temporary) = match &args.jpeg_dir {
-        Some(dir) => (dir.clone(), TempDir(None)),
-        None => {
-            let dir = std::env::temp_dir().join(format!("cdw-bench-jpeg-{}", std::process::id()));
-            (dir.clone(), TempDir(Some(dir)))
-        }
+    let (dir, _temporary) = if let Some(dir) = &args.jpeg_dir {
+        (dir.clone(), TempDir(None))
+    } else {
+        let dir = std::env::temp_dir().join(format!("cdw-bench-jpeg-{}", std::process::id()));
+        (dir.clone(), TempDir(Some(dir)))
     };
     let written = !dir.exists();
     if written {
@@ -451,8 +453,6 @@ fn write_jpegs(dir: &Path, count: usize, seed: u64) -> Result<(), Failure> {
 /// some fine noise. A bilinear blend of four corner colours, a dozen discs and rectangles, and
 /// +-16 of noise per channel.
 fn synthetic_photo(width: u32, height: u32, rng: &mut ChaCha8Rng) -> RgbImage {
-    let corners: [[f32; 3]; 4] =
-        std::array::from_fn(|_| std::array::from_fn(|_| rng.gen_range(0.0..255.0)));
     struct Shape {
         disc: bool,
         cx: f32,
@@ -460,6 +460,8 @@ fn synthetic_photo(width: u32, height: u32, rng: &mut ChaCha8Rng) -> RgbImage {
         r: f32,
         colour: [f32; 3],
     }
+    let corners: [[f32; 3]; 4] =
+        std::array::from_fn(|_| std::array::from_fn(|_| rng.gen_range(0.0..255.0)));
     let shapes: Vec<Shape> = (0..12)
         .map(|_| Shape {
             disc: rng.gen(),
