@@ -127,10 +127,7 @@ pub fn frame_times(width: u16, height: u16, frames: usize) -> Vec<Duration> {
         }]);
     }
     let mut dash = Dashboard::with_feed(&run, long_feed(EPOCHS), gpu);
-    // TestBackend cannot fail.
-    let Ok(mut term) = Terminal::new(TestBackend::new(width, height));
-    let mut times = Vec::with_capacity(frames);
-    for i in 0..=frames {
+    time_frames(&mut dash, &mut ctx, width, height, frames, |dash, _, i| {
         let n = i64::try_from(i).unwrap_or(i64::MAX);
         dash.apply(&Event::Step {
             epoch: EPOCHS + 1 + n / STEPS_PER_EPOCH,
@@ -142,10 +139,29 @@ pub fn frame_times(width: u16, height: u16, frames: usize) -> Vec<Duration> {
             lr: 0.0003,
             images_per_sec: 2400.0,
         });
+    })
+}
+
+/// Draws `screen` `frames` + 1 times at `width` x `height`, calling `before` ahead of each frame
+/// (outside the timing), and returns the draw times of all frames but the first (which allocates
+/// the buffers).
+fn time_frames<S: Screen>(
+    screen: &mut S,
+    ctx: &mut Ctx,
+    width: u16,
+    height: u16,
+    frames: usize,
+    mut before: impl FnMut(&mut S, &mut Ctx, usize),
+) -> Vec<Duration> {
+    // TestBackend cannot fail.
+    let Ok(mut term) = Terminal::new(TestBackend::new(width, height));
+    let mut times = Vec::with_capacity(frames);
+    for i in 0..=frames {
+        before(screen, ctx, i);
         let t = Instant::now();
         let drawn = term.draw(|f| {
             let area = f.area();
-            dash.draw(f, area, &ctx);
+            screen.draw(f, area, ctx);
         });
         if drawn.is_err() {
             break;
@@ -258,29 +274,22 @@ pub fn compare_frame_times(
 ) -> Vec<Duration> {
     let mut ctx = Ctx::new(PathBuf::from("records"), PathBuf::from("checkpoints"));
     let mut screen = CompareScreen::new(runs);
-    let Ok(mut term) = Terminal::new(TestBackend::new(width, height));
-    let mut times = Vec::with_capacity(frames);
-    for i in 0..=frames {
-        // Back and forth between the first two metrics (both scores of every run).
-        let step = if i % 2 == 0 {
-            KeyCode::Right
-        } else {
-            KeyCode::Left
-        };
-        screen.key(KeyEvent::new(step, KeyModifiers::NONE), &mut ctx);
-        let t = Instant::now();
-        let drawn = term.draw(|f| {
-            let area = f.area();
-            screen.draw(f, area, &ctx);
-        });
-        if drawn.is_err() {
-            break;
-        }
-        if i > 0 {
-            times.push(t.elapsed());
-        }
-    }
-    times
+    time_frames(
+        &mut screen,
+        &mut ctx,
+        width,
+        height,
+        frames,
+        |screen, ctx, i| {
+            // Back and forth between the first two metrics (both scores of every run).
+            let step = if i % 2 == 0 {
+                KeyCode::Right
+            } else {
+                KeyCode::Left
+            };
+            screen.key(KeyEvent::new(step, KeyModifiers::NONE), ctx);
+        },
+    )
 }
 
 #[cfg(test)]

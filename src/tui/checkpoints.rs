@@ -213,7 +213,7 @@ impl CheckpointsScreen {
     fn found_evaluation(&self, model: &Path) -> Option<Evaluation> {
         let log = self.run.path.join(evaluation::log_name(model));
         log.is_file()
-            .then(|| Evaluation::follow(log, what_of(model)))
+            .then(|| Evaluation::follow(log.clone(), evaluation::what_of_log(&log)))
     }
 
     fn poll_evaluations(&mut self) -> bool {
@@ -364,7 +364,13 @@ impl CheckpointsScreen {
         }
         let model = entry.file.path.clone();
         let log = evaluation::log_name(&model);
-        match Evaluation::start(ctx, &run, Some(&model), &log, what_of(&model)) {
+        match Evaluation::start(
+            ctx,
+            &run,
+            Some(&model),
+            &log,
+            evaluation::what_of_log(Path::new(&log)),
+        ) {
             Ok((eval, _)) => {
                 entry.eval = Some(eval);
                 Cmd::Note(format!(
@@ -500,17 +506,6 @@ impl CheckpointsScreen {
             }
         }
     }
-}
-
-/// What the log calls the evaluation of `model`.
-fn what_of(model: &Path) -> String {
-    format!(
-        "evaluation of {}",
-        model
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    )
 }
 
 impl Screen for CheckpointsScreen {

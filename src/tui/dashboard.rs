@@ -6,7 +6,7 @@
 //! appears in the log pane.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
@@ -261,14 +261,7 @@ impl Dashboard {
                 .chain(self.others.iter())
                 .any(|e| e.log() == log);
             if !followed {
-                let what = match log.file_name().and_then(|n| n.to_str()) {
-                    Some(EVALUATE_LOG) | None => "evaluation of the latest checkpoint".to_string(),
-                    Some(name) => format!(
-                        "evaluation of {}",
-                        name.trim_start_matches("evaluate_")
-                            .trim_end_matches(".log")
-                    ),
-                };
+                let what = evaluation::what_of_log(&log);
                 self.others.push(Evaluation::follow(log, what));
             }
         }
@@ -289,8 +282,8 @@ impl Dashboard {
         // Its log is about to be replaced: the new evaluation is followed instead.
         self.others
             .retain(|e| e.log().file_name() != Some(EVALUATE_LOG.as_ref()));
-        let what = "evaluation of the latest checkpoint".to_string();
-        match Evaluation::start(ctx, &self.run.path.clone(), None, EVALUATE_LOG, what) {
+        let what = evaluation::what_of_log(Path::new(EVALUATE_LOG));
+        match Evaluation::start(ctx, &self.run.path, None, EVALUATE_LOG, what) {
             Ok((eval, command)) => {
                 self.feed.push(LogKind::Info, format!("started {command}"));
                 self.eval = Some(eval);

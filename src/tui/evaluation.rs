@@ -24,6 +24,19 @@ pub fn log_name(model: &Path) -> String {
     format!("evaluate_{stem}.log")
 }
 
+/// What the log lines call the evaluation whose log is `log`: "evaluation of the latest
+/// checkpoint" for `evaluate.log`, "evaluation of <stem>" for `evaluate_<stem>.log`.
+pub fn what_of_log(log: &Path) -> String {
+    match log.file_name().and_then(|n| n.to_str()) {
+        Some(EVALUATE_LOG) | None => "evaluation of the latest checkpoint".to_string(),
+        Some(name) => format!(
+            "evaluation of {}",
+            name.trim_start_matches("evaluate_")
+                .trim_end_matches(".log")
+        ),
+    }
+}
+
 /// Is `name` the name of an evaluation log?
 pub fn is_log_name(name: &str) -> bool {
     name == EVALUATE_LOG
